@@ -1,0 +1,35 @@
+# jax_ssl: `make demo` (pretrain + evaluate on the shared CIFAR-10 subset), `make test` (the whole suite).
+# Both create the virtual environment in .venv on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WORKDIR ?= runs/simclr_cifar10_quick
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: demo test test-fast bench install clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) experiments/main.py --config experiments/configs/simclr_cifar10.py:quick --workdir $(WORKDIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_losses.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,81 @@
+"""SimCLR on CIFAR-10.
+
+Variants (the argument after the colon):
+  quick: the CPU demo on the shared CIFAR-10 subset (4,153 train / 1,017 test images).
+    python experiments/main.py --config experiments/configs/simclr_cifar10.py:quick --workdir runs/simclr_quick
+    Hardware: 2-core CPU. Time: about 9 minutes of training + 1 of evaluation.
+    Expected: see the README's results table (kNN top-1 on the test subset).
+  full: the paper's CIFAR-10 setting (Chen et al. 2020, appendix B.9): ResNet-50 with the CIFAR
+    stem, batch 1024, LARS with lr 1.0 x B/256, weight decay 1e-6, temperature 0.5, colour
+    jitter strength 0.5, no blur, 1000 epochs. Use with the full dataset, e.g.
+    --config.data.kind=tfds --config.data.name=cifar10. Hardware: 8 accelerators.
+    Expected (paper): about 94% linear-probe top-1 with ResNet-50 at 1000 epochs.
+"""
+
+import os
+
+import ml_collections
+
+SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+
+def get_config(arg: str = "full") -> ml_collections.ConfigDict:
+  if arg not in ("quick", "full"):
+    raise ValueError(f"unknown variant {arg!r} of simclr_cifar10; expected 'quick' or 'full'")
+  quick = arg == "quick"
+  c = ml_collections.ConfigDict()
+  c.method = "simclr"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.kind = "folder"  # "folder" (ROOT/SPLIT/CLASS/IMAGE) or "tfds" (by name)
+  c.data.path = os.path.join(SHARED_DATA, "cifar10_subset")
+  c.data.name = "cifar10"
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.download = False
+  c.data.train_split = "train"
+  c.data.test_split = "test"
+  c.data.mean = (0.4914, 0.4822, 0.4465)
+  c.data.std = (0.2470, 0.2435, 0.2616)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.depth = 18 if quick else 50
+  c.model.width = 32 if quick else 64
+  c.model.stem = "cifar"
+  c.model.dtype = "float32"
+
+  c.method_kwargs = ml_collections.ConfigDict()
+  c.method_kwargs.image_size = 32
+  c.method_kwargs.proj_hidden_dims = (512,) if quick else (2048,)
+  c.method_kwargs.proj_dim = 128
+  c.method_kwargs.temperature = 0.5
+  c.method_kwargs.eval_crop_fraction = 1.0
+  c.method_kwargs.view_kwargs = ml_collections.ConfigDict()
+  c.method_kwargs.view_kwargs.crop_scale = (0.08, 1.0)
+  c.method_kwargs.view_kwargs.jitter_strength = 0.5
+  c.method_kwargs.view_kwargs.jitter_p = 0.8
+  c.method_kwargs.view_kwargs.gray_p = 0.2
+  c.method_kwargs.view_kwargs.blur_p = 0.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 256 if quick else 1024
+  c.train.epochs = 30 if quick else 1000
+  c.train.optimizer = "lars"
+  c.train.base_lr = 1.0
+  c.train.lr_scaling = "linear"  # lr = base_lr * batch / 256
+  c.train.weight_decay = 1e-6
+  c.train.warmup_epochs = 2 if quick else 10
+  c.train.momentum = 0.9
+  c.train.checkpoint_every = 200 if quick else 5000
+  c.train.keep_checkpoints = 3
+  c.train.log_every = 10 if quick else 100
+  c.train.max_nonfinite_steps = 10
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 512
+  c.eval.knn_ks = (20, 200)
+  c.eval.knn_temperature = 0.07
+  c.eval.linear = True
+  c.eval.linear_iters = 500
+  c.eval.baselines = True
+  return c

@@ -1,0 +1,59 @@
+r"""jax_ssl experiments: pretrain a method, then evaluate its frozen features.
+
+  python experiments/main.py --config experiments/configs/simclr_cifar10.py:quick --workdir runs/simclr
+  python experiments/main.py --workdir runs/simclr --mode evaluate          # any saved checkpoint
+  python experiments/main.py --config ...:quick --workdir runs/x --config.train.epochs=5   # overrides
+
+Modes: train_and_evaluate (default), train, evaluate. A run resumes automatically from the
+checkpoints in --workdir. `evaluate` reads the run's config from --workdir/config.json unless
+--config is given, restores the latest checkpoint (or --step) and prints the kNN / linear table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:variant]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics, plots, results.", required=True)
+_MODE = flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate"], "What to run.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if _COORDINATOR.value or _NUM_PROCESSES.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
+  from experiments import runner  # pylint: disable=g-import-not-at-top
+
+  logging.set_verbosity(logging.WARNING)
+  workdir = os.path.abspath(_WORKDIR.value)
+  config = runner.resolve_config(_CONFIG.value, workdir, mode=_MODE.value)
+  try:
+    if _MODE.value in ("train_and_evaluate", "train"):
+      result = runner.run_train(config, workdir)
+      if result.preempted:
+        return 0
+    if _MODE.value in ("train_and_evaluate", "evaluate"):
+      runner.run_evaluate(config, workdir, step=_STEP.value)
+  except runner.USER_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,124 @@
+"""Config -> objects, for the entry point. The only module below `main.py` that reads a config."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jax_ssl import data, evaluate, methods, models, train
+from jax_ssl.train import CheckpointError, TrainingStopped
+
+USER_ERRORS = (data.DataError, CheckpointError, TrainingStopped, ValueError, KeyError)
+
+
+def resolve_config(config, workdir: str, *, mode: str) -> ml_collections.ConfigDict:
+  """The run's config: --config, else the one saved in the workdir (evaluate / resume)."""
+  saved = os.path.join(workdir, "config.json")
+  if config is None:
+    if not os.path.exists(saved):
+      raise SystemExit(f"error: no --config given and no {saved} (mode {mode}); pass --config")
+    with open(saved) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+    config.lock()
+  return config
+
+
+def _save_config(config, workdir: str):
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def build_backbone(model_cfg) -> models.ResNet:
+  dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+  if model_cfg.dtype not in dtypes:
+    raise ValueError(f"config.model.dtype must be one of {sorted(dtypes)}, got {model_cfg.dtype!r}")
+  return models.ResNet(depth=model_cfg.depth, width=model_cfg.width, stem=model_cfg.stem,
+                       dtype=dtypes[model_cfg.dtype])
+
+
+def build_method(config) -> methods.Method:
+  if config.method not in methods.REGISTRY:
+    raise ValueError(f"unknown method {config.method!r}; available: {sorted(methods.REGISTRY)}")
+  kwargs = config.method_kwargs.to_dict()
+  return methods.REGISTRY[config.method](backbone=build_backbone(config.model), mean=tuple(config.data.mean),
+                                         std=tuple(config.data.std), **kwargs)
+
+
+def build_sources(data_cfg):
+  kw = dict(kind=data_cfg.kind, path=data_cfg.path, name=data_cfg.name, data_dir=data_cfg.data_dir,
+            download=data_cfg.download)
+  train_src = data.load_source(split=data_cfg.train_split, **kw)
+  test_src = data.load_source(split=data_cfg.test_split, class_names=train_src.class_names or None, **kw)
+  return train_src, test_src
+
+
+def build_optimizer(train_cfg, num_train: int):
+  """Returns (tx, schedule, total_steps) for the config's epochs over `num_train` examples."""
+  spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
+  total = int(round(train_cfg.epochs * spe))
+  lr = train.scaled_lr(train_cfg.base_lr, train_cfg.batch_size, train_cfg.lr_scaling)
+  schedule = train.warmup_cosine(base_lr=lr, total_steps=total, warmup_steps=int(train_cfg.warmup_epochs * spe))
+  tx = train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=train_cfg.weight_decay,
+                            momentum=train_cfg.momentum)
+  return tx, schedule, total
+
+
+def run_train(config, workdir: str) -> train.TrainResult:
+  method = build_method(config)
+  train_src, _ = build_sources(config.data)
+  tx, schedule, total = build_optimizer(config.train, len(train_src))
+  _save_config(config, workdir)
+  mesh = train.make_mesh()
+  train.check_batch_divisible(config.train.batch_size, mesh, "config.train.batch_size")
+  if jax.process_index() == 0:
+    print(f"{method.name}: {len(train_src)} training images from {train_src.name}, {total} steps of "
+          f"batch {config.train.batch_size} on {jax.device_count()} {jax.devices()[0].platform} device(s)",
+          flush=True)
+  t0 = time.time()
+  result = train.train(method, train_src, workdir=workdir, global_batch=config.train.batch_size,
+                       total_steps=total, tx=tx, schedule=schedule, seed=config.seed,
+                       checkpoint_every=config.train.checkpoint_every, keep_checkpoints=config.train.keep_checkpoints,
+                       log_every=config.train.log_every, max_nonfinite_steps=config.train.max_nonfinite_steps,
+                       meta={"config": json.loads(config.to_json_best_effort())}, mesh=mesh)
+  if jax.process_index() == 0:
+    print(f"trained to step {result.step} in {time.time() - t0:.0f}s "
+          f"({result.images_per_sec:.0f} images/s at the end)", flush=True)
+  return result
+
+
+def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
+  """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
+  method = build_method(config)
+  train_src, test_src = build_sources(config.data)
+  mesh = train.make_mesh()
+  ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))
+  # Restore only params and the method state: the optimizer is not needed to evaluate.
+  init = evaluate._run._init_batch(method, train_src)  # pylint: disable=protected-access
+  params, state = method.init(jax.random.key(0), init)
+  target = {"params": params, "state": state}
+  restored, _, step = ckpt.restore(target, method.signature(), step=step, partial=True)
+  t0 = time.time()
+  report = evaluate.evaluate_method(method, restored["params"], restored["state"], train_src, test_src,
+                                    batch_size=config.eval.batch_size, knn_ks=tuple(config.eval.knn_ks),
+                                    knn_temperature=config.eval.knn_temperature, linear=config.eval.linear,
+                                    linear_iters=config.eval.linear_iters, baselines=config.eval.baselines,
+                                    mesh=mesh)
+  title = (f"{method.name} step {step}: top-1 % on {test_src.name} ({len(test_src)} images), "
+           f"features from {train_src.name} ({len(train_src)} images)")
+  table = evaluate.format_report(report, title=title)
+  if jax.process_index() == 0:
+    print(table, flush=True)
+    print(f"(evaluation took {time.time() - t0:.0f}s)", flush=True)
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump({"step": step, "method": method.name, "report": report}, f, indent=2)
+    with open(os.path.join(workdir, "results.txt"), "w") as f:
+      f.write(table + "\n")
+  ckpt.close()
+  return {"step": step, "report": report}

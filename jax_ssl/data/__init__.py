@@ -1,0 +1,9 @@
+"""Input pipeline: sources (image folders, TFDS), tf.data pipelines and augmentation ops."""
+
+from jax_ssl.data import ops
+from jax_ssl.data._pipeline import epoch_order, eval_dataset, steps_per_epoch, train_dataset
+from jax_ssl.data._preprocess import center_view
+from jax_ssl.data._sources import ArraySource, DataError, load_image_folder, load_source, load_tfds
+
+__all__ = ["ops", "epoch_order", "eval_dataset", "steps_per_epoch", "train_dataset", "center_view",
+           "ArraySource", "DataError", "load_image_folder", "load_source", "load_tfds"]

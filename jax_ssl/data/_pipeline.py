@@ -1,0 +1,137 @@
+"""The tf.data input pipeline: deterministic order, per-example stateless randomness.
+
+Order. For epoch e the global order of the N examples is `argsort(uniform(seed=[seed, e]))`;
+the first `steps_per_epoch * global_batch` of them make the epoch's batches (the remainder is
+dropped, as every SSL recipe does). Global batch b of the epoch is split into
+`process_count` contiguous slices and process p reads slice p, so a run on P processes sees
+exactly the batches of a run on one process, and a run resumed at step s sees exactly the
+batches an uninterrupted run would (the stream simply starts at step s).
+
+Randomness. An example's augmentations are drawn from the stateless seed
+`[seed, e * N + index]`, so they depend only on (seed, epoch, example index): not on the
+process count, the number of parallel workers, or where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from jax_ssl.data._sources import ArraySource, DataError
+
+AUTOTUNE = tf.data.AUTOTUNE
+ViewFn = Callable[[dict, tf.Tensor], dict]
+
+
+def _decoded_image_fn(source: ArraySource):
+  """Returns index -> uint8 [H, W, 3] image tensor (decoding when the source is encoded)."""
+  if source.encoded:
+    blobs = tf.constant(list(source.images), dtype=tf.string)
+
+    def get(index):
+      img = tf.io.decode_image(tf.gather(blobs, index), channels=3, expand_animations=False)
+      img.set_shape([None, None, 3])
+      return img
+  else:
+    images = tf.constant(source.images)
+
+    def get(index):
+      return tf.gather(images, index)
+  return get
+
+
+def steps_per_epoch(num_examples: int, global_batch: int) -> int:
+  steps = num_examples // global_batch
+  if steps == 0:
+    raise DataError(f"global batch {global_batch} is larger than the {num_examples} training examples")
+  return steps
+
+
+def epoch_order(num_examples: int, seed: int, epoch) -> tf.Tensor:
+  """The global example order of one epoch (int64 [N]); a pure function of (seed, epoch)."""
+  u = tf.random.stateless_uniform([num_examples], seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                 tf.cast(epoch, tf.int64)]))
+  return tf.argsort(u, stable=True)
+
+
+def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, seed: int,
+                  start_step: int = 0, process_index: int = 0, process_count: int = 1,
+                  num_parallel_calls=AUTOTUNE, prefetch: int = 2, deterministic: bool = True) -> tf.data.Dataset:
+  """Infinite dataset of this process's share of each global training batch.
+
+  Args:
+    source: the examples.
+    view_fn: `(example, seed) -> dict of tensors`; `example` has "image" (uint8 [H, W, 3]),
+      "label" (int32) and "index" (int32); `seed` is an int64 [2] stateless seed.
+    global_batch: examples per step over all processes.
+    seed: the data seed.
+    start_step: the first step to produce (for resuming).
+    process_index, process_count: this process and how many read in parallel.
+
+  Returns:
+    Batches of `global_batch // process_count` examples, in step order from `start_step`.
+  """
+  if global_batch % process_count:
+    raise DataError(f"global batch {global_batch} is not divisible by the {process_count} processes")
+  n = len(source)
+  spe = steps_per_epoch(n, global_batch)
+  local = global_batch // process_count
+  get_image = _decoded_image_fn(source)
+  labels = tf.constant(source.labels, tf.int32)
+
+  def epoch_indices(epoch):
+    order = epoch_order(n, seed, epoch)[: spe * global_batch]
+    mine = tf.reshape(order, [spe, process_count, local])[:, process_index, :]
+    idx = tf.reshape(mine, [-1])
+    return tf.data.Dataset.from_tensor_slices((tf.fill(tf.shape(idx), epoch), idx))
+
+  start_epoch, offset = divmod(start_step, spe)
+  ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_indices)
+  if offset:
+    ds = ds.skip(offset * local)
+
+  def load(epoch, index):
+    ex = {"image": get_image(index), "label": tf.gather(labels, index), "index": index}
+    ex_seed = tf.stack([tf.constant(seed, tf.int64), epoch * n + tf.cast(index, tf.int64)])
+    return view_fn(ex, ex_seed)
+
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  options.threading.private_threadpool_size = 0
+  ds = ds.map(load, num_parallel_calls=num_parallel_calls)
+  ds = ds.batch(local, drop_remainder=True)
+  return ds.prefetch(prefetch).with_options(options)
+
+
+def eval_dataset(source: ArraySource, preprocess: Callable[[tf.Tensor], tf.Tensor], *, batch_size: int,
+                 process_index: int = 0, process_count: int = 1) -> tuple[tf.data.Dataset, int]:
+  """Every example once, in index order, padded to full batches.
+
+  Returns a dataset of {"image", "label", "index", "mask"} batches (mask False on padding) and
+  the number of batches. Each process reads a contiguous block of every batch, like training.
+  """
+  if batch_size % process_count:
+    raise DataError(f"eval batch {batch_size} is not divisible by the {process_count} processes")
+  n = len(source)
+  num_batches = math.ceil(n / batch_size)
+  local = batch_size // process_count
+  get_image = _decoded_image_fn(source)
+  labels = tf.constant(source.labels, tf.int32)
+  padded = np.arange(num_batches * batch_size).reshape(num_batches, process_count, local)
+  mine = padded[:, process_index, :].reshape(-1).astype(np.int32)
+
+  def load(i):
+    valid = i < n
+    index = tf.minimum(i, n - 1)
+    return {"image": preprocess(get_image(index)), "label": tf.gather(labels, index),
+            "index": index, "mask": valid}
+
+  ds = tf.data.Dataset.from_tensor_slices(mine).map(load, num_parallel_calls=AUTOTUNE)
+  return ds.batch(local, drop_remainder=True).prefetch(2), num_batches
+
+
+def as_numpy_iterator(ds: tf.data.Dataset) -> Iterator[dict]:
+  return ds.as_numpy_iterator()

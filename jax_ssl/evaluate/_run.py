@@ -1,0 +1,115 @@
+"""Feature extraction and the evaluation report (kNN + linear probe + baselines)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from jax_ssl.data import _pipeline as pipeline
+from jax_ssl.data._sources import ArraySource
+from jax_ssl.evaluate._knn import knn_accuracy
+from jax_ssl.evaluate._linear import linear_probe
+from jax_ssl.methods._base import Method
+from jax_ssl.train._step import check_batch_divisible, make_embed_fn, make_mesh, shard_batch
+
+
+def _to_host(x) -> np.ndarray:
+  if jax.process_count() > 1:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(jax.device_get(x))
+
+
+def extract_features(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
+                     mesh=None, blocks: bool = False):
+  """Frozen features of every example of `source` in index order.
+
+  Returns (features [N, F] float32, labels [N]); with `blocks=True`, a dict name -> [N, F_b].
+  """
+  mesh = mesh or make_mesh()
+  check_batch_divisible(batch_size, mesh, "evaluation batch size")
+  ds, _ = pipeline.eval_dataset(source, method.eval_preprocess, batch_size=batch_size,
+                                process_index=jax.process_index(), process_count=jax.process_count())
+  embed = make_embed_fn(method, mesh, blocks=blocks)
+  feats, labels, masks = [], [], []
+  for batch in ds.as_numpy_iterator():
+    g = shard_batch(batch, mesh)
+    feats.append(jax.tree.map(_to_host, embed(params, state, g["image"])))
+    labels.append(_to_host(g["label"]))
+    masks.append(_to_host(g["mask"]))
+  mask = np.concatenate(masks)
+  labels = np.concatenate(labels)[mask]
+  out = jax.tree.map(lambda *xs: np.concatenate(xs)[mask].astype(np.float32), *feats)
+  return out, labels
+
+
+def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256) -> np.ndarray:
+  """Raw-pixel baseline: the method's evaluation input, flattened."""
+  ds, _ = pipeline.eval_dataset(source, method.eval_preprocess, batch_size=batch_size)
+  rows, masks = [], []
+  for batch in ds.as_numpy_iterator():
+    rows.append(batch["image"].reshape(len(batch["image"]), -1))
+    masks.append(batch["mask"])
+  return np.concatenate(rows)[np.concatenate(masks)].astype(np.float32)
+
+
+def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn_ks: Sequence[int] = (20, 200),
+                      knn_temperature: float = 0.07, linear: bool = True, linear_iters: int = 500) -> dict:
+  """kNN (each k) and linear-probe top-1 (%) of one feature set."""
+  out = knn_accuracy(train_x, train_y, test_x, test_y, ks=knn_ks, num_classes=num_classes,
+                     temperature=knn_temperature)
+  if linear:
+    out.update(linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes, iters=linear_iters))
+  return out
+
+
+def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
+                    batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
+                    linear: bool = True, linear_iters: int = 500, baselines: bool = True,
+                    random_init_seed: int = 12345, mesh=None) -> dict:
+  """Evaluates trained features, and (with `baselines`) random-init features and raw pixels.
+
+  Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}} of metric dicts.
+  """
+  if train_source.num_classes != test_source.num_classes:
+    raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
+                     f"{test_source.class_names}")
+  mesh = mesh or make_mesh()
+  kw = dict(num_classes=train_source.num_classes, knn_ks=knn_ks, knn_temperature=knn_temperature,
+            linear=linear, linear_iters=linear_iters)
+
+  def run(p, s):
+    xtr, ytr = extract_features(method, p, s, train_source, batch_size=batch_size, mesh=mesh)
+    xte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh)
+    return evaluate_features(xtr, ytr, xte, yte, **kw)
+
+  report = {"pretrained": run(params, state)}
+  if baselines:
+    p0, s0 = method.init(jax.random.key(random_init_seed), _init_batch(method, train_source))
+    report["random_init"] = run(p0, s0)
+    report["pixels"] = evaluate_features(pixel_features(method, train_source, batch_size=batch_size),
+                                         train_source.labels,
+                                         pixel_features(method, test_source, batch_size=batch_size),
+                                         test_source.labels, **kw)
+  return report
+
+
+def _init_batch(method: Method, source: ArraySource):
+  """A tiny training batch (two examples through `make_views`) to initialize a fresh network."""
+  ds = pipeline.train_dataset(source, method.make_views, global_batch=2, seed=0)
+  return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))
+
+
+def format_report(report: dict, *, title: str = "") -> str:
+  """A plain-text table: rows = feature sets, columns = metrics (accuracy in %)."""
+  cols = [c for c in next(iter(report.values())) if not c.endswith("_l2")]
+  names = {"pretrained": "pretrained", "random_init": "random init", "pixels": "raw pixels"}
+  width = max(len(names.get(r, r)) for r in report) + 2
+  lines = [title] if title else []
+  lines.append("features".ljust(width) + "".join(c.rjust(16) for c in cols))
+  for row, metrics in report.items():
+    lines.append(names.get(row, row).ljust(width) + "".join(
+        f"{metrics.get(c, float('nan')):16.2f}" for c in cols))
+  return "\n".join(lines)

@@ -1,0 +1,11 @@
+"""Self-supervised methods: each builds its model, names its views and wires a loss."""
+
+from jax_ssl.methods._base import Method
+from jax_ssl.methods.simclr import SimCLR
+
+# name -> class, for entry points that pick a method from a config string.
+REGISTRY = {
+    SimCLR.name: SimCLR,
+}
+
+__all__ = ["Method", "SimCLR", "REGISTRY"]

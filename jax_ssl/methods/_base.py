@@ -1,0 +1,74 @@
+"""The interface every self-supervised method implements.
+
+A method owns three things: the training views the input pipeline makes from one image
+(`make_views`, TensorFlow, per example), its networks and non-trainable state (`init`), and
+its objective (`loss`). The trainer owns everything else (optimizer, sharding, the jitted step,
+checkpoints) and never branches on which method it runs. Hooks with default no-op
+implementations cover what some methods need around the optimizer update:
+
+* `update_state(params, state, step)` runs after each update: EMA target networks (BYOL,
+  DetCon-B, MSN), pushing a queue (SwAV), momentum encoders.
+* `process_grads(grads, step)`: freezing parameters for a while (SwAV's prototypes).
+* `project_params(params)`: constraints after each update (SwAV's unit-norm prototypes).
+* `on_epoch_start(...)`: dataset-level work between epochs (DeepCluster, SeLA, SCAN); the
+  trainer calls it with a feature extractor when a method defines `needs_epoch_hook = True`.
+
+Everything is a pure function of pytrees so the one train step can `jit` it.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import jax
+
+PyTree = Any
+
+
+class Method(abc.ABC):
+  """Base class. Subclasses set `name` and implement the abstract methods."""
+
+  name: str = "method"
+  needs_epoch_hook: bool = False
+
+  # ----------------------------------------------------------------------- data (tf.data side)
+  @abc.abstractmethod
+  def make_views(self, example: dict, seed) -> dict:
+    """TensorFlow: one example {"image": uint8 [H, W, 3], "label", "index"} -> training tensors."""
+
+  def eval_preprocess(self, image):
+    """TensorFlow: uint8 [H, W, 3] -> float32 network input for feature extraction."""
+    raise NotImplementedError
+
+  # ----------------------------------------------------------------------- model (jax side)
+  @abc.abstractmethod
+  def init(self, rng: jax.Array, batch: dict) -> tuple[PyTree, PyTree]:
+    """Returns (params, state): trainable parameters and everything else (BN statistics, EMA...)."""
+
+  @abc.abstractmethod
+  def loss(self, params: PyTree, state: PyTree, batch: dict, rng: jax.Array, step: jax.Array):
+    """Returns (loss, (new_state, metrics)) for one global batch; metrics are scalars."""
+
+  @abc.abstractmethod
+  def embed(self, params: PyTree, state: PyTree, images: jax.Array) -> jax.Array:
+    """Frozen-evaluation features [N, F] of preprocessed images (inference mode)."""
+
+  def embed_blocks(self, params: PyTree, state: PyTree, images: jax.Array) -> dict:
+    """Optional per-block features for per-block probes; defaults to the final features."""
+    return {"final": self.embed(params, state, images)}
+
+  # ----------------------------------------------------------------------- optimizer hooks
+  def process_grads(self, grads: PyTree, step: jax.Array) -> PyTree:
+    return grads
+
+  def project_params(self, params: PyTree) -> PyTree:
+    return params
+
+  def update_state(self, params: PyTree, state: PyTree, step: jax.Array) -> PyTree:
+    return state
+
+  # ----------------------------------------------------------------------- identity
+  def signature(self) -> dict:
+    """What a checkpoint must match to be restored into this method (JSON-serializable)."""
+    return {"method": self.name}

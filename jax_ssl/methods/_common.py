@@ -1,0 +1,66 @@
+"""Pieces shared by methods: backbone+head modules, view normalization, model signatures."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import tensorflow as tf
+
+from jax_ssl.data._preprocess import center_view
+
+
+class BackboneWithHead(nn.Module):
+  """backbone(x) -> features f [N, F]; head(f) -> z. Returns (f, z)."""
+
+  backbone: nn.Module
+  head: nn.Module
+
+  def __call__(self, x, *, train: bool):
+    f = self.backbone(x, train=train)
+    return f, self.head(f, train=train)
+
+  def features(self, x):
+    return self.backbone(x, train=False)
+
+  def block_features(self, x):
+    return self.backbone(x, train=False, return_blocks=True)
+
+
+def module_signature(module: nn.Module) -> dict:
+  """The hyperparameters that define a module's parameter shapes (JSON-friendly)."""
+  out = {"class": type(module).__name__}
+  for field in getattr(module, "__dataclass_fields__", {}):
+    if field in ("parent", "name", "bn_axis_name", "dtype"):
+      continue
+    value = getattr(module, field)
+    if isinstance(value, nn.Module):
+      out[field] = module_signature(value)
+    elif isinstance(value, (int, float, str, bool, type(None))):
+      out[field] = value
+    elif isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, str)) for v in value):
+      out[field] = list(value)
+  return out
+
+
+class Normalizer:
+  """Per-channel mean/std normalization of float views in [0, 1] (TensorFlow side)."""
+
+  def __init__(self, mean: Sequence[float], std: Sequence[float]):
+    self.mean = tf.constant(mean, tf.float32)
+    self.std = tf.constant(std, tf.float32)
+
+  def __call__(self, image):
+    return (image - self.mean) / self.std
+
+
+def eval_input(image, *, size: int, normalize: Normalizer, crop_fraction: float):
+  return normalize(center_view(image, size=size, crop_fraction=crop_fraction))
+
+
+def split_views(z, n: int):
+  """Inverse of concatenating n views along the batch axis: [n*B, ...] -> n arrays [B, ...]."""
+  return jnp.split(z, n, axis=0)
+
+

@@ -1,0 +1,193 @@
+"""The training loop: data -> jitted step -> metrics, checkpoints, resume, preemption."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from jax_ssl.data import _pipeline as pipeline
+from jax_ssl.data._sources import ArraySource
+from jax_ssl.methods._base import Method
+from jax_ssl.train import _logging as mlog
+from jax_ssl.train._checkpoint import Checkpointer
+from jax_ssl.train._step import (TrainState, check_batch_divisible, init_train_state, make_mesh,
+                                 make_train_step, shard_batch)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingStopped(RuntimeError):
+  """The run stopped early (divergence guard); the last good checkpoint is intact."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: TrainState
+  step: int
+  preempted: bool
+  images_per_sec: float
+  mesh: Any
+
+
+class _PreemptionFlag:
+  """SIGTERM/SIGINT set a flag; the loop checkpoints at the next step boundary and exits."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._old[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not in the main thread: leave signals alone
+        pass
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # a second Ctrl-C stops at once
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def _prefetch_to_device(iterator, mesh, size: int = 2):
+  """Keeps `size` batches in flight on the devices (transfers are asynchronous)."""
+  import collections  # pylint: disable=g-import-not-at-top
+
+  queue = collections.deque()
+  for batch in iterator:
+    queue.append(shard_batch(batch, mesh))
+    if len(queue) >= size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+def train(method: Method, source: ArraySource, *, workdir: str, global_batch: int, total_steps: int,
+          tx: optax.GradientTransformation, schedule=None, seed: int = 0, checkpoint_every: int = 500,
+          keep_checkpoints: int = 3, log_every: int = 20, max_nonfinite_steps: int = 10,
+          meta: dict | None = None, progress: bool = True, mesh=None,
+          stop_after: int | None = None) -> TrainResult:
+  """Pretrains `method` on `source`, resuming automatically from `workdir/checkpoints`.
+
+  Args:
+    global_batch: examples per step over all devices and processes.
+    total_steps: the step count of the whole run (the schedule's horizon).
+    checkpoint_every: save every N steps (and always at the end or on preemption).
+    max_nonfinite_steps: stop when this many steps had a non-finite loss/gradient (those
+      updates are never applied).
+    meta: JSON-serializable run description stored with every checkpoint (the config).
+    stop_after: stop (with a checkpoint) once this step is reached, as if preempted; for tests
+      and for splitting a run into chunks.
+  """
+  mesh = mesh or make_mesh()
+  check_batch_divisible(global_batch, mesh, "global batch size")
+  pcount, pindex = jax.process_count(), jax.process_index()
+  is_chief = pindex == 0
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every, keep=keep_checkpoints)
+  signature = method.signature()
+  meta = {"signature": signature, "run": meta or {}}
+  rng = jax.random.key(seed)
+  init_rng, step_rng = jax.random.split(rng)
+
+  # Shapes for initialization come from the first batch of the run.
+  first = next(iter(pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
+                                           process_index=pindex, process_count=pcount).take(1)
+                    .as_numpy_iterator()))
+  state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh)
+  start_step = 0
+  if ckpt.latest_step() is not None:
+    state, _, start_step = ckpt.restore(state, signature)
+    log.info("resumed from %s at step %d", ckpt.directory, start_step)
+    if is_chief:
+      print(f"Resuming from checkpoint step {start_step} in {ckpt.directory}", flush=True)
+  writer = mlog.MetricWriter(workdir) if is_chief else None
+  if is_chief:
+    mlog.truncate_metrics(workdir, start_step)
+
+  train_step = make_train_step(method, tx, mesh, schedule)
+  ds = pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
+                              start_step=start_step, process_index=pindex, process_count=pcount)
+  batches = _prefetch_to_device(ds.as_numpy_iterator(), mesh)
+  end_step = total_steps if stop_after is None else min(stop_after, total_steps)
+
+  bar = None
+  if progress and is_chief:
+    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+    bar = tqdm(total=total_steps, initial=start_step, desc=f"{method.name}", unit="step",
+               dynamic_ncols=True, file=sys.stdout, mininterval=1.0)
+  step = start_step
+  preempted = False
+  pending = []  # metrics kept on device until the next log step: no host sync per step
+  t_last, step_last, ips = time.perf_counter(), start_step, 0.0
+  t_first = None
+  with _PreemptionFlag() as flag:
+    while step < end_step:
+      batch = next(batches)
+      state, metrics = train_step(state, batch, step_rng)
+      step += 1
+      pending.append(metrics)
+      if bar is not None:
+        bar.update(1)
+      if step % log_every == 0 or step == end_step:
+        host = jax.device_get(pending)
+        pending = []
+        now = time.perf_counter()
+        if t_first is None:  # the first interval includes compilation
+          t_first = now
+        else:
+          ips = (step - step_last) * global_batch / (now - t_last)
+        t_last, step_last = now, step
+        avg = {k: float(np.mean([m[k] for m in host])) for k in host[-1]}
+        avg["nonfinite"] = float(sum(m["nonfinite"] for m in host))
+        avg["images_per_sec"] = ips
+        if writer is not None:
+          writer.write(step, avg)
+        if bar is not None:
+          post = {"loss": f"{avg['loss']:.4f}", "img/s": f"{ips:.0f}"}
+          if "lr" in avg:
+            post["lr"] = f"{avg['lr']:.3g}"
+          bar.set_postfix(post, refresh=False)
+        skipped = int(jax.device_get(state.skipped))
+        if skipped >= max_nonfinite_steps:
+          if bar is not None:
+            bar.close()
+          ckpt.wait()
+          last = ckpt.latest_step()
+          raise TrainingStopped(
+              f"training stopped at step {step}: {skipped} steps had a non-finite loss or gradient "
+              f"(limit {max_nonfinite_steps}); their updates were not applied. The last good checkpoint "
+              f"is step {last} in {ckpt.directory}. Lower the learning rate or check the data.")
+      ckpt.save(step, state, meta)
+      if flag.signum is not None:
+        preempted = True
+        break
+  if step == total_steps or preempted or step == end_step:
+    ckpt.save(step, state, meta, force=True)
+  ckpt.wait()
+  ckpt.close()
+  if bar is not None:
+    bar.close()
+  if preempted and is_chief:
+    name = signal.Signals(flag.signum).name
+    print(f"\nReceived {name}: saved a checkpoint at step {step} in {ckpt.directory}.\n"
+          f"Resume by running the same command again (same --workdir); training continues from step {step}.",
+          flush=True)
+  if is_chief:
+    mlog.plot_loss_curve(workdir)
+  return TrainResult(state=state, step=step, preempted=preempted, images_per_sec=ips, mesh=mesh)
