@@ -1,0 +1,42 @@
+"""Self-supervised losses: pure functions of arrays (jax + numpy only).
+
+Every loss takes this device's shard of the batch and, under ``shard_map`` or ``pmap``, the
+mapped axis as ``axis_name`` (None when the whole batch is in one array, including plain
+``jit`` with sharded arrays). Losses compute in at least float32 (float64 stays float64) and
+return the mean over the GLOBAL batch, the same value on every device; the gradient each
+device takes with respect to its own inputs is the matching slice of the one-device gradient.
+Under ``pmap`` (and ``shard_map(check_vma=False)``) a gradient with respect to a replicated
+parameter is this device's share: reduce it across devices with ``psum``. Under
+``shard_map`` with its default ``check_vma=True`` such gradients come out already summed.
+"""
+
+from jax_ssl.losses._byol import byol_loss
+from jax_ssl.losses._common import l2_normalize
+from jax_ssl.losses._detcon import detcon_loss, mask_pool
+from jax_ssl.losses._nt_xent import nt_xent
+from jax_ssl.losses._pretext import (
+    CONTEXT_OFFSETS,
+    ROTATION_DEGREES,
+    accuracy,
+    classification_loss,
+    context_label,
+    rotate_batch,
+)
+from jax_ssl.losses._swav import sinkhorn, swav_codes, swav_loss
+
+__all__ = [
+    "CONTEXT_OFFSETS",
+    "ROTATION_DEGREES",
+    "accuracy",
+    "byol_loss",
+    "classification_loss",
+    "context_label",
+    "detcon_loss",
+    "l2_normalize",
+    "mask_pool",
+    "nt_xent",
+    "rotate_batch",
+    "sinkhorn",
+    "swav_codes",
+    "swav_loss",
+]

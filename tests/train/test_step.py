@@ -1,0 +1,111 @@
+"""The one train step: multi-device equivalence, divergence guard, optimizer masks, checkpoints."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from tests.helpers import toy_source
+from jax_ssl import data, train
+from jax_ssl.methods import SimCLR
+from jax_ssl.models import ResNet
+
+
+def tiny_simclr(**kw):
+  return SimCLR(backbone=ResNet(depth=18, width=4), image_size=16, proj_hidden_dims=(16,), proj_dim=8,
+                temperature=0.5, **kw)
+
+
+def _batches(method, src, global_batch, k):
+  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=0)
+  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
+
+
+def _run_steps(method, tx, batches, devices):
+  mesh = train.make_mesh(devices)
+  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batches[0], mesh), mesh)
+  step = train.make_train_step(method, tx, mesh)
+  metrics = []
+  for b in batches:
+    state, m = step(state, train.shard_batch(b, mesh), jax.random.key(1))
+    metrics.append(jax.device_get(m))
+  return jax.device_get(state), metrics
+
+
+def test_eight_devices_equal_one_device_with_the_global_batch():
+  method, src = tiny_simclr(), toy_source()
+  tx = optax.sgd(0.1, momentum=0.9)
+  batches = _batches(method, src, 16, 2)
+  s8, m8 = _run_steps(method, tx, batches, jax.devices())
+  s1, m1 = _run_steps(method, tx, batches, jax.devices()[:1])
+  assert jax.device_count() == 8
+  for a, b in zip(jax.tree.leaves(s8.params), jax.tree.leaves(s1.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(s8.state), jax.tree.leaves(s1.state)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(m8[-1]["loss"], m1[-1]["loss"], rtol=1e-5)
+  # ...and the step did change the parameters (the comparison is not vacuous).
+  s0 = jax.device_get(train.init_train_state(method, tx, jax.random.key(0), batches[0], train.make_mesh()))
+  assert not np.allclose(jax.tree.leaves(s0.params)[0], jax.tree.leaves(s1.params)[0])
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error():
+  with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+    train.check_batch_divisible(12, train.make_mesh(), "global batch size")
+
+
+def test_nonfinite_step_is_not_applied():
+  method, src = tiny_simclr(), toy_source()
+  tx = optax.sgd(0.1)
+  batch = _batches(method, src, 16, 1)[0]
+  mesh = train.make_mesh()
+  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batch, mesh), mesh)
+  before = jax.device_get(state.params)
+  step = train.make_train_step(method, tx, mesh)
+  bad = dict(batch, view1=np.full_like(batch["view1"], np.nan))
+  state, m = step(state, train.shard_batch(bad, mesh), jax.random.key(1))
+  assert int(m["nonfinite"]) == 1 and int(state.skipped) == 1 and int(state.step) == 1
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(jax.device_get(state.params))):
+    np.testing.assert_array_equal(a, b)
+  state, m = step(state, train.shard_batch(batch, mesh), jax.random.key(1))
+  assert int(m["nonfinite"]) == 0 and int(state.skipped) == 1
+
+
+def test_weight_decay_mask_skips_biases_and_norms():
+  params = {"conv": {"kernel": jnp.ones((3, 3, 2, 2))}, "bn": {"scale": jnp.ones(2), "bias": jnp.ones(2)}}
+  mask = train.decay_mask(params)
+  assert mask == {"conv": {"kernel": True}, "bn": {"scale": False, "bias": False}}
+  for name in ("sgd", "adamw", "lars"):
+    tx = train.make_optimizer(name, 0.1, weight_decay=0.5)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    upd, _ = tx.update(zero, tx.init(params), params)
+    assert float(jnp.abs(upd["bn"]["scale"]).max()) == 0.0, name
+    assert float(jnp.abs(upd["conv"]["kernel"]).max()) > 0.0, name
+
+
+def test_warmup_cosine_schedule():
+  s = train.warmup_cosine(base_lr=1.0, total_steps=100, warmup_steps=10)
+  assert float(s(0)) == 0.0 and abs(float(s(10)) - 1.0) < 1e-6
+  assert abs(float(s(55)) - 0.5) < 1e-2 and float(s(100)) < 1e-6
+  assert train.scaled_lr(0.3, 512, "linear") == pytest.approx(0.6)
+
+
+def test_checkpoint_round_trip_and_signature_check(tmp_path):
+  method, src = tiny_simclr(), toy_source()
+  tx = optax.adamw(1e-3)
+  batch = _batches(method, src, 16, 1)[0]
+  mesh = train.make_mesh()
+  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batch, mesh), mesh)
+  state, _ = train.make_train_step(method, tx, mesh)(state, train.shard_batch(batch, mesh), jax.random.key(1))
+  ckpt = train.Checkpointer(str(tmp_path), save_every=1, keep=2)
+  assert ckpt.save(1, state, {"signature": method.signature()})
+  ckpt.wait()
+  fresh = train.init_train_state(method, tx, jax.random.key(5), train.shard_batch(batch, mesh), mesh)
+  restored, meta, step = ckpt.restore(fresh, method.signature())
+  assert step == 1 and meta["signature"] == method.signature()
+  for a, b in zip(jax.tree.leaves(jax.device_get(state)), jax.tree.leaves(jax.device_get(restored))):
+    np.testing.assert_array_equal(a, b)
+  other = SimCLR(backbone=ResNet(depth=34, width=4), image_size=16, proj_hidden_dims=(16,), proj_dim=8)
+  with pytest.raises(train.CheckpointError, match="different model.*depth"):
+    ckpt.restore(fresh, other.signature())
