@@ -56,7 +56,7 @@ class Checkpointer:
       log.error("not saving step %d: parameters are not finite (keeping the last good checkpoint)", step)
       return False
     return self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=force)
+        state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(meta)), force=force)
 
   def read_meta(self, step: int) -> dict:
     return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
@@ -83,7 +83,10 @@ class Checkpointer:
         continue
       check_signature(meta.get("signature", {}), signature, where=f"{self.directory} step {s}")
       try:
-        restored = self.manager.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract, strict=not partial)))
+        state_args = ocp.args.PyTreeRestore(
+            item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+            partial_restore=partial)
+        restored = self.manager.restore(s, args=ocp.args.Composite(state=state_args))
       except Exception as e:  # pylint: disable=broad-except
         errors.append(f"step {s}: state unreadable ({type(e).__name__}: {str(e)[:200]})")
         log.warning("checkpoint step %d in %s is corrupted (%s); trying an older one", s, self.directory,

@@ -33,8 +33,18 @@ class MetricWriter:
 
       with self._tb.as_default():
         for k, v in scalars.items():
-          tf.summary.scalar(f"{kind}/{k}", float(v), step=int(step))
+          # tf.summary.write with the scalars plugin's metadata is what tf.summary.scalar
+          # writes, without needing the tensorboard package installed.
+          tf.summary.write(f"{kind}/{k}", tf.constant(float(v), tf.float32), step=int(step),
+                           metadata=_scalar_metadata())
       self._tb.flush()
+
+
+def _scalar_metadata():
+  from tensorflow.core.framework import summary_pb2  # pylint: disable=g-import-not-at-top
+
+  return summary_pb2.SummaryMetadata(
+      plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
 def read_metrics(workdir: str, kind: str = "train") -> list[dict]:

@@ -109,3 +109,43 @@ def test_checkpoint_round_trip_and_signature_check(tmp_path):
   other = SimCLR(backbone=ResNet(depth=34, width=4), image_size=16, proj_hidden_dims=(16,), proj_dim=8)
   with pytest.raises(train.CheckpointError, match="different model.*depth"):
     ckpt.restore(fresh, other.signature())
+
+
+def test_checkpoint_partial_restore_fallback_and_nonfinite_refusal(tmp_path):
+  import glob
+  import os
+
+  method, src = tiny_simclr(), toy_source()
+  tx = optax.adamw(1e-3)
+  batch = _batches(method, src, 16, 1)[0]
+  mesh = train.make_mesh()
+  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batch, mesh), mesh)
+  step_fn = train.make_train_step(method, tx, mesh)
+  ckpt = train.Checkpointer(str(tmp_path), save_every=1, keep=5, async_save=False)
+  saved = {}
+  for s in (1, 2):
+    state, _ = step_fn(state, train.shard_batch(batch, mesh), jax.random.key(s))
+    assert ckpt.save(s, state, {"signature": method.signature()})
+    saved[s] = jax.device_get(state)
+  # A state with NaN parameters is refused: the good checkpoints stay the newest.
+  bad = state.replace(params=jax.tree.map(lambda x: x * jnp.nan, state.params))
+  assert not ckpt.save(3, bad, {"signature": method.signature()}, force=True)
+  assert ckpt.all_steps() == [1, 2]
+
+  # Partial restore: only params and the method state, no optimizer needed.
+  params, mstate = method.init(jax.random.key(9), batch)
+  restored, _, step = ckpt.restore({"params": params, "state": mstate}, method.signature(), partial=True)
+  assert step == 2 and set(restored) == {"params", "state"}
+  for a, b in zip(jax.tree.leaves(saved[2].params), jax.tree.leaves(restored["params"])):
+    np.testing.assert_array_equal(a, b)
+
+  # Corrupt the newest step's array data: restore falls back to step 1 with a warning.
+  for f in glob.glob(os.path.join(str(tmp_path), "2", "state", "**", "*"), recursive=True):
+    if os.path.isfile(f) and not f.endswith(("_METADATA", "_CHECKPOINT_METADATA", ".json")):
+      with open(f, "wb") as fh:
+        fh.write(b"garbage")
+  fresh = train.init_train_state(method, tx, jax.random.key(5), train.shard_batch(batch, mesh), mesh)
+  restored, _, step = ckpt.restore(fresh, method.signature())
+  assert step == 1
+  for a, b in zip(jax.tree.leaves(saved[1].params), jax.tree.leaves(jax.device_get(restored.params))):
+    np.testing.assert_array_equal(a, b)
