@@ -92,7 +92,13 @@ def test_sinkhorn_marginals():
   b, k = s.shape
   q = np.asarray(losses.sinkhorn(s, epsilon=0.05, num_iters=3))
   np.testing.assert_allclose(q.sum(axis=1), np.ones(b), atol=1e-5)  # exact after a row step
-  np.testing.assert_allclose(q.sum(axis=0), np.full(k, b / k), rtol=0.1)  # roughly equipartition
+  # Three iterations at epsilon=0.05 are far from converged (the official arithmetic gives
+  # column sums [7.5 8.4 4.8 11.3] here, not 8 +- 10%): same sums as the official code, and
+  # closer to equipartition than the plain per-row softmax they start from.
+  np.testing.assert_allclose(q.sum(axis=0), np_sinkhorn(s, 0.05, 3).sum(axis=0), atol=1e-4)
+  softmax = np.exp(s / 0.05 - np.max(s / 0.05, axis=1, keepdims=True))
+  softmax /= softmax.sum(axis=1, keepdims=True)
+  assert np.abs(q.sum(axis=0) - b / k).max() < 0.8 * np.abs(softmax.sum(axis=0) - b / k).max()
   q = np.asarray(losses.sinkhorn(s, epsilon=0.05, num_iters=200))
   np.testing.assert_allclose(q.sum(axis=1), np.ones(b), atol=1e-5)
   np.testing.assert_allclose(q.sum(axis=0), np.full(k, b / k), atol=1e-3)
