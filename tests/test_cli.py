@@ -1,0 +1,104 @@
+"""The command line, end to end, as a user runs it: real subprocesses on real CIFAR images."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(ROOT, "experiments", "main.py")
+CONFIG = os.path.join(ROOT, "experiments", "configs", "simclr_cifar10.py")
+CIFAR = os.path.join(ROOT, "..", "shared", "data", "cifar10_subset")
+
+# A tiny network and a short schedule: what is tested is the wiring, not the accuracy.
+TINY = [
+    "--config.model.width=8", "--config.method_kwargs.proj_hidden_dims=(32,)",
+    "--config.method_kwargs.proj_dim=16", "--config.train.batch_size=64", "--config.train.epochs=6",
+    "--config.train.warmup_epochs=1", "--config.train.log_every=5", "--config.train.checkpoint_every=10",
+    "--config.eval.batch_size=128", "--config.eval.linear_iters=50",
+]
+
+
+def _subset(root, per_class_train=48, per_class_test=16):
+  """A copy of the first images of every class of the shared CIFAR subset (keeps the test fast)."""
+  for split, n in (("train", per_class_train), ("test", per_class_test)):
+    for cls in sorted(os.listdir(os.path.join(CIFAR, split))):
+      src = os.path.join(CIFAR, split, cls)
+      dst = os.path.join(root, split, cls)
+      os.makedirs(dst)
+      for name in sorted(os.listdir(src))[:n]:
+        shutil.copy(os.path.join(src, name), dst)
+  return root
+
+
+def _run(*args, timeout=900):
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # one CPU device, as a user's plain run
+  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  return subprocess.run([sys.executable, MAIN, *args], capture_output=True, text=True, env=env,
+                        timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
+  data = _subset(str(tmp_path / "data"))
+  workdir = str(tmp_path / "run")
+  proc = _run(f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.data.path={data}", *TINY)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  # The run folder a person looks at.
+  for name in ("config.json", "metrics.jsonl", "loss_curve.png", "results.json", "results.txt"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert os.listdir(os.path.join(workdir, "tb"))
+  assert "random init" in proc.stdout and "raw pixels" in proc.stdout
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  losses = [r["loss"] for r in rows if r["kind"] == "train"]
+  steps = [r["step"] for r in rows if r["kind"] == "train"]
+  assert steps == sorted(steps) and steps[-1] == 6 * (480 // 64)
+  # Learning on real images: the contrastive loss falls well below its starting value.
+  assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.2, losses
+  with open(os.path.join(workdir, "results.json")) as f:
+    first = json.load(f)
+  assert set(first["report"]) == {"pretrained", "random_init", "pixels"}
+
+  # Restoring the final checkpoint with the evaluate command gives exactly the same numbers,
+  # reading the run's config from the workdir.
+  os.remove(os.path.join(workdir, "results.json"))
+  proc = _run(f"--workdir={workdir}", "--mode=evaluate")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(os.path.join(workdir, "results.json")) as f:
+    again = json.load(f)
+  assert again["step"] == first["step"]
+  assert again["report"] == first["report"]
+
+
+def test_unknown_config_key_is_one_clear_error(tmp_path):
+  proc = _run(f"--config={CONFIG}:quick", f"--workdir={tmp_path}", "--config.train.batch_sise=64")
+  assert proc.returncode != 0
+  assert "batch_sise" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_batch_not_divisible_by_devices_is_one_clear_error(tmp_path):
+  data = _subset(str(tmp_path / "data"), 4, 2)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  proc = subprocess.run([sys.executable, MAIN, f"--config={CONFIG}:quick", f"--workdir={tmp_path}/run",
+                         f"--config.data.path={data}", "--config.train.batch_size=20"],
+                        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+  assert proc.returncode == 2
+  assert "batch_size 20 is not divisible by the 8 devices" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_bad_image_file_is_one_clear_error(tmp_path):
+  data = _subset(str(tmp_path / "data"), 4, 2)
+  bad = os.path.join(data, "train", "cat", "broken.png")
+  with open(bad, "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n this is not really a png")
+  proc = _run(f"--config={CONFIG}:quick", f"--workdir={tmp_path}/run", f"--config.data.path={data}")
+  assert proc.returncode == 2
+  assert "broken.png" in proc.stderr and "not a readable image" in proc.stderr
+  assert "Traceback" not in proc.stderr
