@@ -34,10 +34,12 @@ def _subset(root, per_class_train=48, per_class_test=16):
   return root
 
 
-def _run(*args, timeout=900):
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)  # one CPU device, as a user's plain run
-  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+def _run(*args, devices=1, timeout=900):
+  """Runs main.py on `devices` simulated CPU devices (1: a user's plain run)."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("XLA_FLAGS", None)
+  if devices > 1:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   return subprocess.run([sys.executable, MAIN, *args], capture_output=True, text=True, env=env,
                         timeout=timeout, cwd=ROOT)
 
@@ -84,10 +86,8 @@ def test_unknown_config_key_is_one_clear_error(tmp_path):
 
 def test_batch_not_divisible_by_devices_is_one_clear_error(tmp_path):
   data = _subset(str(tmp_path / "data"), 4, 2)
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  proc = subprocess.run([sys.executable, MAIN, f"--config={CONFIG}:quick", f"--workdir={tmp_path}/run",
-                         f"--config.data.path={data}", "--config.train.batch_size=20"],
-                        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+  proc = _run(f"--config={CONFIG}:quick", f"--workdir={tmp_path}/run", f"--config.data.path={data}",
+              "--config.train.batch_size=20", devices=8)
   assert proc.returncode == 2
   assert "batch_size 20 is not divisible by the 8 devices" in proc.stderr
   assert "Traceback" not in proc.stderr
