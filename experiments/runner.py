@@ -90,6 +90,10 @@ def run_train(config, workdir: str) -> train.TrainResult:
   if jax.process_index() == 0:
     print(f"trained to step {result.step} in {time.time() - t0:.0f}s "
           f"({result.images_per_sec:.0f} images/s at the end)", flush=True)
+    if not result.preempted:
+      for path in method.write_artifacts(workdir, params=result.state.params, state=result.state.state,
+                                         source=train_src):
+        print(f"wrote {path}", flush=True)
   return result
 
 

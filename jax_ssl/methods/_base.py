@@ -12,6 +12,13 @@ implementations cover what some methods need around the optimizer update:
 * `project_params(params)`: constraints after each update (SwAV's unit-norm prototypes).
 * `on_epoch_start(...)`: dataset-level work between epochs (DeepCluster, SeLA, SCAN); the
   trainer calls it with a feature extractor when a method defines `needs_epoch_hook = True`.
+* `set_schedule(steps_per_epoch=, total_steps=)`: the trainer tells the method the run's
+  length before initializing, for schedules that live in the method (BYOL's EMA decay,
+  SwAV's prototype freezing and queue start).
+* `check_metrics(metrics)`: a host-side look at the averaged metrics at every log step; a
+  returned message stops the run with the last checkpoint intact (e.g. SwAV's collapse watch).
+* `write_artifacts(workdir, ...)`: pictures for the run folder after training (DetCon's
+  masks, Context Prediction's nearest-neighbour patches).
 
 Everything is a pure function of pytrees so the one train step can `jit` it.
 """
@@ -31,6 +38,8 @@ class Method(abc.ABC):
 
   name: str = "method"
   needs_epoch_hook: bool = False
+  steps_per_epoch: int | None = None  # set by `set_schedule`
+  total_steps: int | None = None
 
   # ----------------------------------------------------------------------- data (tf.data side)
   @abc.abstractmethod
@@ -67,6 +76,26 @@ class Method(abc.ABC):
 
   def update_state(self, params: PyTree, state: PyTree, step: jax.Array) -> PyTree:
     return state
+
+  # ----------------------------------------------------------------------- run hooks
+  def set_schedule(self, *, steps_per_epoch: int, total_steps: int) -> None:
+    """Called by the trainer before `init`: the run's length (steps), for in-method schedules."""
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.total_steps = int(total_steps)
+
+  def check_metrics(self, metrics: dict) -> str | None:
+    """Host side, every log step, with metrics averaged since the last one (floats).
+
+    Return a message to stop the run (the trainer raises `TrainingStopped` with it and keeps
+    the last good checkpoint), or None to go on.
+    """
+    del metrics
+    return None
+
+  def write_artifacts(self, workdir: str, *, params: PyTree, state: PyTree, source) -> list[str]:
+    """After training, on the chief process: writes pictures into `workdir`; returns their paths."""
+    del workdir, params, state, source
+    return []
 
   # ----------------------------------------------------------------------- identity
   def signature(self) -> dict:

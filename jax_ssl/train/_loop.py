@@ -103,6 +103,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
   meta = {"signature": signature, "run": meta or {}}
   rng = jax.random.key(seed)
   init_rng, step_rng = jax.random.split(rng)
+  method.set_schedule(steps_per_epoch=pipeline.steps_per_epoch(len(source), global_batch), total_steps=total_steps)
 
   # Shapes for initialization come from the first batch of the run.
   first = next(iter(pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
@@ -163,6 +164,13 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
           if "lr" in avg:
             post["lr"] = f"{avg['lr']:.3g}"
           bar.set_postfix(post, refresh=False)
+        stop_reason = method.check_metrics(avg)
+        if stop_reason:
+          if bar is not None:
+            bar.close()
+          ckpt.wait()
+          raise TrainingStopped(f"training stopped at step {step}: {stop_reason}. The last good checkpoint "
+                                f"is step {ckpt.latest_step()} in {ckpt.directory}.")
         skipped = int(jax.device_get(state.skipped))
         if skipped >= max_nonfinite_steps:
           if bar is not None:
