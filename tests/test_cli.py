@@ -64,7 +64,7 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.2, losses
   with open(os.path.join(workdir, "results.json")) as f:
     first = json.load(f)
-  assert set(first["report"]) == {"pretrained", "random_init", "pixels"}
+  assert set(first["report"]) == {"pretrained", "random_init", "pixels", "pixels_std"}
 
   # Restoring the final checkpoint with the evaluate command gives exactly the same numbers,
   # reading the run's config from the workdir.

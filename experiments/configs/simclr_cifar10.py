@@ -11,7 +11,8 @@ Variants (the argument after the colon):
     screens on this machine (10 epochs, kNN top-1 k=20, all else as here): lr 2e-3 / 5e-3 / 1e-2:
     38.6 / 41.7 / 40.5; temperature 0.1 / 0.2 / 0.5: 38.9 / 38.6 / 37.7; jitter strength
     0.3 / 0.5 / 1.0: 37.8 / 38.6 / 35.0; crop scale (0.08, 1): 36.7 (vs 38.6 at (0.2, 1)).
-    Expected: kNN top-1 about 44% (k=20) against 26% at random init and 37% for raw pixels;
+    Expected: kNN top-1 about 44% (k=20) against 26% at random init, 30% for raw pixels and
+    37% for standardized pixels;
     the README's results table has the figures of the committed config.
   full: the paper's CIFAR-10 setting (Chen et al. 2020, appendix B.9): ResNet-50 with the CIFAR
     stem, batch 1024, LARS with lr 1.0 x B/256, weight decay 1e-6, temperature 0.5, colour

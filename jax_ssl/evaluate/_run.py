@@ -45,9 +45,14 @@ def extract_features(method: Method, params, state, source: ArraySource, *, batc
   return out, labels
 
 
-def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256) -> np.ndarray:
-  """Raw-pixel baseline: the method's evaluation input, flattened."""
-  ds, _ = pipeline.eval_dataset(source, method.eval_preprocess, batch_size=batch_size)
+def has_raw_view(method: Method) -> bool:
+  return type(method).eval_view is not Method.eval_view
+
+
+def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256, raw: bool = False) -> np.ndarray:
+  """Pixel baselines, flattened: the method's evaluation input (standardized per channel), or
+  with `raw=True` the same view's raw pixel values in [0, 1] (`method.eval_view`)."""
+  ds, _ = pipeline.eval_dataset(source, method.eval_view if raw else method.eval_preprocess, batch_size=batch_size)
   rows, masks = [], []
   for batch in ds.as_numpy_iterator():
     rows.append(batch["image"].reshape(len(batch["image"]), -1))
@@ -69,9 +74,12 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
                     random_init_seed: int = 12345, mesh=None) -> dict:
-  """Evaluates trained features, and (with `baselines`) random-init features and raw pixels.
+  """Evaluates trained features, and (with `baselines`) random-init features and pixels.
 
-  Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}} of metric dicts.
+  Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}, "pixels_std": {...}} of
+  metric dicts: "pixels" are the raw values in [0, 1] of the un-augmented evaluation view (when
+  the method defines `eval_view`), "pixels_std" the same view standardized per channel (the
+  network's input); under the cosine kNN the standardized one is the stronger baseline.
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -89,10 +97,13 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   if baselines:
     p0, s0 = method.init(jax.random.key(random_init_seed), _init_batch(method, train_source))
     report["random_init"] = run(p0, s0)
-    report["pixels"] = evaluate_features(pixel_features(method, train_source, batch_size=batch_size),
-                                         train_source.labels,
-                                         pixel_features(method, test_source, batch_size=batch_size),
-                                         test_source.labels, **kw)
+    for key, raw in (("pixels", True), ("pixels_std", False)):
+      if raw and not has_raw_view(method):
+        continue
+      report[key] = evaluate_features(pixel_features(method, train_source, batch_size=batch_size, raw=raw),
+                                      train_source.labels,
+                                      pixel_features(method, test_source, batch_size=batch_size, raw=raw),
+                                      test_source.labels, **kw)
   return report
 
 
@@ -105,7 +116,8 @@ def _init_batch(method: Method, source: ArraySource):
 def format_report(report: dict, *, title: str = "") -> str:
   """A plain-text table: rows = feature sets, columns = metrics (accuracy in %)."""
   cols = [c for c in next(iter(report.values())) if not c.endswith("_l2")]
-  names = {"pretrained": "pretrained", "random_init": "random init", "pixels": "raw pixels"}
+  names = {"pretrained": "pretrained", "random_init": "random init", "pixels": "raw pixels",
+           "pixels_std": "standardized pixels"}
   width = max(len(names.get(r, r)) for r in report) + 2
   lines = [title] if title else []
   lines.append("features".ljust(width) + "".join(c.rjust(16) for c in cols))

@@ -50,6 +50,12 @@ class Method(abc.ABC):
     """TensorFlow: uint8 [H, W, 3] -> float32 network input for feature extraction."""
     raise NotImplementedError
 
+  def eval_view(self, image):
+    """TensorFlow: uint8 [H, W, 3] -> float32 [S, S, 3] in [0, 1]: the evaluation view before
+    normalization (`eval_preprocess` = normalization of it). Optional: gives the raw-pixel
+    baseline of the evaluation report."""
+    raise NotImplementedError
+
   # ----------------------------------------------------------------------- model (jax side)
   @abc.abstractmethod
   def init(self, rng: jax.Array, batch: dict) -> tuple[PyTree, PyTree]:

@@ -55,8 +55,10 @@ class Normalizer:
     return (image - self.mean) / self.std
 
 
-def eval_input(image, *, size: int, normalize: Normalizer, crop_fraction: float):
-  return normalize(center_view(image, size=size, crop_fraction=crop_fraction))
+def eval_input(image, *, size: int, normalize: Normalizer | None, crop_fraction: float):
+  """The evaluation view (centre crop, no augmentation), normalized unless `normalize` is None."""
+  view = center_view(image, size=size, crop_fraction=crop_fraction)
+  return view if normalize is None else normalize(view)
 
 
 def split_views(z, n: int):

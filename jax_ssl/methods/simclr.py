@@ -57,6 +57,9 @@ class SimCLR(Method):
   def eval_preprocess(self, image):
     return eval_input(image, size=self.image_size, normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
 
+  def eval_view(self, image):
+    return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
+
   # -- model
   def init(self, rng, batch):
     variables = self.model.init(rng, jnp.asarray(batch["view1"]), train=True)

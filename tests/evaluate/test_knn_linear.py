@@ -49,3 +49,19 @@ def test_linear_probe_learns_a_linear_rule_and_is_deterministic():
   assert a["linear_top1"] > 90
   noise = linear_probe(xtr, rng.integers(0, 3, 400), xte, yte, num_classes=3, iters=200)
   assert noise["linear_top1"] < 60
+
+
+def test_pixel_baselines_are_raw_and_standardized_views():
+  from jax_ssl.evaluate import pixel_features
+  from jax_ssl.methods import SimCLR
+  from jax_ssl.models import ResNet
+  from tests.helpers import toy_source
+
+  src = toy_source(n=10, size=16)
+  mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+  method = SimCLR(backbone=ResNet(depth=18, width=4), image_size=16, mean=mean, std=std)
+  raw = pixel_features(method, src, batch_size=8, raw=True)
+  standardized = pixel_features(method, src, batch_size=8)
+  expected = src.images.astype(np.float64) / 255.0  # 16 px images pass the centre view untouched
+  np.testing.assert_allclose(raw, expected.reshape(10, -1), atol=1e-6)
+  np.testing.assert_allclose(standardized, ((expected - mean) / std).reshape(10, -1), atol=1e-5)
