@@ -82,7 +82,7 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128 if quick else 256
-  c.train.epochs = 12 if quick else 400
+  c.train.epochs = 7 if quick else 400
   c.train.optimizer = "adamw" if quick else "lars"
   c.train.base_lr = 5e-3 if quick else 0.6
   c.train.lr_scaling = "none"
