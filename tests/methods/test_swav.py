@@ -218,6 +218,29 @@ def test_assignment_stats_against_numpy():
   assert tiny_swav().check_metrics({k: float(v) for k, v in got.items()}) is not None
 
 
+@pytest.mark.parametrize("name,variant", [("swav_cifar10", "quick"), ("swav_cifar10", "full"),
+                                          ("swav_imagenet", "bs4096"), ("swav_imagenet", "bs256")])
+def test_configs_build_the_papers_settings(name, variant):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  from experiments import runner  # pylint: disable=g-import-not-at-top
+
+  root = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "configs")
+  spec = importlib.util.spec_from_file_location(name, os.path.join(root, f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(variant)
+  method = runner.build_method(config)
+  assert isinstance(method, SwAV) and method.num_crops == sum(config.method_kwargs.crop_counts)
+  method.set_schedule(steps_per_epoch=100, total_steps=1000)
+  assert method.freeze_steps == 100  # the first epoch, as the paper
+  if name == "swav_imagenet":
+    assert method.crop_spec == [(224, (0.14, 1.0))] * 2 + [(96, (0.05, 0.14))] * 6
+    assert method.num_prototypes == 3000 and method.epsilon == 0.05 and method.temperature == 0.1
+    assert config.train.batch_size == (4096 if variant == "bs4096" else 256)
+    assert method.queue_length == (0 if variant == "bs4096" else 3840)
+
+
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")
 
 
