@@ -1,11 +1,16 @@
 """Self-supervised methods: each builds its model, names its views and wires a loss."""
 
 from jax_ssl.methods._base import Method
+from jax_ssl.methods.byol import BYOL
+from jax_ssl.methods.detcon import DetConB, DetConS
 from jax_ssl.methods.simclr import SimCLR
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
     SimCLR.name: SimCLR,
+    BYOL.name: BYOL,
+    DetConS.name: DetConS,
+    DetConB.name: DetConB,
 }
 
-__all__ = ["Method", "SimCLR", "REGISTRY"]
+__all__ = ["Method", "SimCLR", "BYOL", "DetConS", "DetConB", "REGISTRY"]
