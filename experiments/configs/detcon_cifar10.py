@@ -99,7 +99,7 @@ def get_config(arg: str = "b_full") -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 128 if quick else (512 if is_b else 1024)
-  c.train.epochs = (12 if is_b else 14) if quick else 1000
+  c.train.epochs = (10 if is_b else 12) if quick else 1000
   c.train.optimizer = "adamw" if quick else "lars"
   c.train.base_lr = 5e-3 if quick else (0.2 if is_b else 1.0)
   c.train.lr_scaling = "none" if quick else "linear"  # linear: lr = base_lr * batch / 256

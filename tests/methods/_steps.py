@@ -2,10 +2,32 @@
 
 import os
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jax_ssl import data, train
+
+
+class ConvNet(nn.Module):
+  """A small all-convolutional backbone with the ResNet call interface (fast to compile).
+
+  `widths` stride-2 3x3 convolutions with BatchNorm and ReLU; `return_map=True` gives the
+  last map [N, h, w, C] (16 px -> 2x2 with two layers), else its global average [N, C].
+  """
+
+  widths: tuple = (8, 8)
+
+  @nn.compact
+  def __call__(self, x, *, train: bool, return_map: bool = False, return_blocks: bool = False):
+    for i, w in enumerate(self.widths):
+      x = nn.Conv(w, (3, 3), (2, 2), use_bias=False, name=f"conv{i}")(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(x))
+    if return_map:
+      return x
+    pooled = jnp.mean(x, axis=(1, 2))
+    return {"final": pooled} if return_blocks else pooled
 
 
 def batches(method, src, global_batch, k, seed=0):
