@@ -13,6 +13,7 @@ from tests.methods._steps import ConvNet, assert_trees_close, batches, run_steps
 from jax_ssl import train
 from jax_ssl.methods import BYOL
 from jax_ssl.methods._ema import ema_decay
+from jax_ssl.models import ResNet
 
 
 def tiny_byol(total_steps=10, **kw):
@@ -121,7 +122,7 @@ def test_eight_devices_equal_one_device_with_the_global_batch():
 def test_short_real_data_run_learns():
   from tests.methods._steps import cifar_subset, short_real_run
 
-  method = BYOL(backbone=ConvNet((32, 64, 128)), image_size=32, proj_hidden_dims=(64,), proj_dim=32,
+  method = BYOL(backbone=ResNet(depth=18, width=8), image_size=32, proj_hidden_dims=(64,), proj_dim=32,
                 pred_hidden_dims=(64,), tau_base=0.99, view_kwargs={"crop_scale": (0.2, 1.0), "jitter_strength": 0.5},
                 view1_kwargs={"blur_p": 0.0}, view2_kwargs={"blur_p": 0.0})
   method.set_schedule(steps_per_epoch=8, total_steps=60)
