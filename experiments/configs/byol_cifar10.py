@@ -13,7 +13,10 @@ Variants (the argument after the colon):
     step lags the online network too much to bootstrap from. Projector and predictor 512-wide,
     128 out. Blur off in both views (32-pixel images, as SimCLR's CIFAR setting); solarization
     0 / 0.2 as BYOL's views.
-    Expected: kNN top-1 well above the random-init network (the README has the measured figures).
+    Measured (this config, --config.eval.linear=False, 2-core CPU, 9 min 33 s wall in all, 534 s
+    training at ~120 images/s, 20 s evaluation): kNN top-1 k=20 / k=200 33.82 / 34.02 against
+    26.25 / 27.24 at random init (+7.6 points, short of SimCLR's 43.5 in the same budget) and
+    36.68 / 35.50 for standardized pixels. Untuned: a higher lr or a lower tau_base may help.
   full: BYOL's recipe adapted to CIFAR-10 at full scale: ResNet-50 (CIFAR stem), batch 512,
     LARS lr 0.2 x B/256 (BYOL's ImageNet base lr; the paper reports CIFAR only for transfer),
     weight decay 1.5e-6, 10 warm-up epochs, 1000 epochs, tau_base 0.996, projector and
