@@ -73,6 +73,7 @@ def build_optimizer(train_cfg, num_train: int):
 def run_train(config, workdir: str) -> train.TrainResult:
   method = build_method(config)
   train_src, _ = build_sources(config.data)
+  train_src = method.prepare_source(train_src)  # e.g. DetCon's FH masks (cached)
   tx, schedule, total = build_optimizer(config.train, len(train_src))
   _save_config(config, workdir)
   mesh = train.make_mesh()
@@ -101,6 +102,7 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
   method = build_method(config)
   train_src, test_src = build_sources(config.data)
+  train_src = method.prepare_source(train_src)  # make_views of the init batch may need it
   mesh = train.make_mesh()
   ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))
   # Restore only params and the method state: the optimizer is not needed to evaluate.

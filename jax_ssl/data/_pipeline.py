@@ -43,6 +43,23 @@ def _decoded_image_fn(source: ArraySource):
   return get
 
 
+def _extra_fns(source: ArraySource) -> dict:
+  """key -> (index -> tensor) for the source's per-example extras (e.g. segmentation masks)."""
+  fns = {}
+  for key, values in source.extras.items():
+    if key in ("image", "label", "index"):
+      raise DataError(f"{source.name}: extra {key!r} would replace the example's own {key!r}")
+    if len(values) != len(source):
+      raise DataError(f"{source.name}: extra {key!r} has {len(values)} entries for {len(source)} examples")
+    if values.dtype == object:  # PNG-encoded maps of varying size
+      blobs = tf.constant(list(values), dtype=tf.string)
+      fns[key] = lambda i, b=blobs: tf.io.decode_png(tf.gather(b, i), channels=1, dtype=tf.uint16)[..., 0]
+    else:
+      table = tf.constant(values)
+      fns[key] = lambda i, t=table: tf.gather(t, i)
+  return fns
+
+
 def steps_per_epoch(num_examples: int, global_batch: int) -> int:
   steps = num_examples // global_batch
   if steps == 0:
@@ -65,7 +82,8 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
   Args:
     source: the examples.
     view_fn: `(example, seed) -> dict of tensors`; `example` has "image" (uint8 [H, W, 3]),
-      "label" (int32) and "index" (int32); `seed` is an int64 [2] stateless seed.
+      "label" (int32), "index" (int32) and one entry per `source.extras` key; `seed` is an
+      int64 [2] stateless seed.
     global_batch: examples per step over all processes.
     seed: the data seed.
     start_step: the first step to produce (for resuming).
@@ -81,6 +99,7 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
   local = global_batch // process_count
   get_image = _decoded_image_fn(source)
   labels = tf.constant(source.labels, tf.int32)
+  extras = _extra_fns(source)
 
   def epoch_indices(epoch):
     order = epoch_order(n, seed, epoch)[: spe * global_batch]
@@ -95,6 +114,7 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
 
   def load(epoch, index):
     ex = {"image": get_image(index), "label": tf.gather(labels, index), "index": index}
+    ex.update({key: get(index) for key, get in extras.items()})
     ex_seed = tf.stack([tf.constant(seed, tf.int64), epoch * n + tf.cast(index, tf.int64)])
     return view_fn(ex, ex_seed)
 

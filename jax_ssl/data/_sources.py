@@ -37,6 +37,10 @@ class ArraySource:
     labels: int32 [N] class ids (-1 where unknown).
     class_names: names of the classes, index = label.
     name: a human-readable name (e.g. "folder:/data/cifar/train" or "tfds:cifar10/train").
+    extras: optional per-example arrays the training pipeline adds to each example dict under
+      their key (e.g. DetCon's segmentation masks, "mask"): either an array [N, ...] or, for
+      images of varying size, an object array of N PNG-encoded single-channel uint8/uint16
+      maps, decoded to [H, W] per example.
   """
 
   images: np.ndarray
@@ -44,6 +48,7 @@ class ArraySource:
   class_names: Sequence[str]
   name: str
   encoded: bool = False
+  extras: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     if len(self.images) == 0:

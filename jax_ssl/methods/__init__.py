@@ -1,6 +1,8 @@
 """Self-supervised methods: each builds its model, names its views and wires a loss."""
 
 from jax_ssl.methods._base import Method
+from jax_ssl.methods.byol import BYOL
+from jax_ssl.methods.detcon import DetConB, DetConS
 from jax_ssl.methods.simclr import SimCLR
 from jax_ssl.methods.swav import SwAV
 
@@ -8,6 +10,9 @@ from jax_ssl.methods.swav import SwAV
 REGISTRY = {
     SimCLR.name: SimCLR,
     SwAV.name: SwAV,
+    BYOL.name: BYOL,
+    DetConS.name: DetConS,
+    DetConB.name: DetConB,
 }
 
-__all__ = ["Method", "SimCLR", "SwAV", "REGISTRY"]
+__all__ = ["Method", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "REGISTRY"]

@@ -19,6 +19,8 @@ implementations cover what some methods need around the optimizer update:
   returned message stops the run with the last checkpoint intact (e.g. SwAV's collapse watch).
 * `write_artifacts(workdir, ...)`: pictures for the run folder after training (DetCon's
   masks, Context Prediction's nearest-neighbour patches).
+* `prepare_source(source)`: dataset-level inputs computed once before training or
+  evaluation and attached to the source (DetCon's cached Felzenszwalb-Huttenlocher masks).
 
 Everything is a pure function of pytrees so the one train step can `jit` it.
 """
@@ -84,6 +86,13 @@ class Method(abc.ABC):
     return state
 
   # ----------------------------------------------------------------------- run hooks
+  def prepare_source(self, source):
+    """Host side, before `make_views` sees `source` (training, evaluation's init batch).
+
+    Returns the source to use, e.g. with per-example `extras` such as segmentation masks.
+    """
+    return source
+
   def set_schedule(self, *, steps_per_epoch: int, total_steps: int) -> None:
     """Called by the trainer before `init`: the run's length (steps), for in-method schedules."""
     self.steps_per_epoch = int(steps_per_epoch)

@@ -299,3 +299,5 @@ def simclr_view(image, seed, *, size: int, crop_scale=(0.08, 1.0), crop_ratio=(3
 
 
 from jax_ssl.data.ops._multicrop import multicrop_spec, multicrop_views, resolution_groups  # noqa: E402,F401
+from jax_ssl.data.ops._masks import (binary_masks, color_part, crop_flip_pair, detcon_view,  # noqa: E402,F401
+                                     downsample_mask, grid_mask, sample_mask_ids)

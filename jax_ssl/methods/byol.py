@@ -1,0 +1,170 @@
+"""BYOL (Grill et al. 2020, "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning").
+
+An online network (backbone -> projector -> predictor) regresses, for each of two views, the
+target network's projection of the other view (Eq. 2, symmetrised: ``L + L~``). The target
+network (backbone -> projector) gets no gradient; after each optimizer step it moves towards
+the online weights by an exponential moving average whose decay rises from ``tau_base``
+(0.996) to 1 with a cosine schedule (`jax_ssl.methods._ema`). The EMA lives in this method's
+non-trainable state and is applied by `update_state`, so the trainer knows nothing about it.
+
+Conventions of the official google-deepmind/byol code (``byol_experiment.py``):
+
+* the projector and predictor are MLPs Linear -> BN -> ReLU -> Linear (4096 hidden, 256 out
+  on ImageNet);
+* each view goes through the networks in its own forward pass (BatchNorm statistics per
+  view), in training mode for the target too; the target keeps its own BN statistics;
+* asymmetric augmentations: blur with probability 1.0 / 0.1 and solarization 0.0 / 0.2 for
+  views 1 / 2 (``view1_kwargs`` / ``view2_kwargs``);
+* frozen evaluation uses the online backbone.
+
+Unlike the official code (which initializes the target with a different seed) the target
+starts as an exact copy of the online network, as the paper describes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import tensorflow as tf
+
+from jax_ssl import losses
+from jax_ssl.data import ops
+from jax_ssl.methods._base import Method
+from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature
+from jax_ssl.methods._ema import ema_decay, ema_update
+from jax_ssl.models import MLP
+
+# BYOL's asymmetric view augmentations (Grill et al. 2020, Table 6).
+BYOL_VIEW1 = {"blur_p": 1.0, "solarize_p": 0.0}
+BYOL_VIEW2 = {"blur_p": 0.1, "solarize_p": 0.2}
+
+
+def apply_bn(module: nn.Module, variables: dict, *args, train: bool, **kwargs):
+  """``module.apply`` that returns ``(out, batch_stats)`` (batch_stats unchanged in eval mode)."""
+  if not train:
+    return module.apply(variables, *args, train=False, **kwargs), variables["batch_stats"]
+  out, upd = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
+  return out, upd["batch_stats"]
+
+
+class BYOL(Method):
+  """BYOL.
+
+  Args:
+    backbone: a Flax module mapping images [N, H, W, 3] to features [N, F] (`train=` kwarg).
+    image_size: side of the training views.
+    proj_hidden_dims, proj_dim: projector MLP (ImageNet: 4096 hidden, 256 out).
+    pred_hidden_dims: predictor MLP hidden sizes; its output has `proj_dim` dimensions.
+    tau_base: the EMA decay at step 0 (0.996 on ImageNet; shorter runs want a lower value).
+    view_kwargs: arguments of `jax_ssl.data.ops.simclr_view` shared by both views.
+    view1_kwargs, view2_kwargs: per-view overrides (default: BYOL's blur / solarize asymmetry).
+    mean, std: per-channel normalization of the views.
+    eval_crop_fraction: centre-crop fraction of the evaluation view (ImageNet 0.875).
+
+  Params: {"encoder": online backbone + projector, "predictor": ...}.
+  State: {"batch_stats": {"encoder", "predictor"}, "target": {"params", "batch_stats"}}.
+  """
+
+  name = "byol"
+
+  def __init__(self, *, backbone: nn.Module, image_size: int, proj_hidden_dims: Sequence[int] = (4096,),
+               proj_dim: int = 256, pred_hidden_dims: Sequence[int] = (4096,), tau_base: float = 0.996,
+               view_kwargs: dict | None = None, view1_kwargs: dict | None = None,
+               view2_kwargs: dict | None = None, mean=ops.IMAGENET_MEAN, std=ops.IMAGENET_STD,
+               eval_crop_fraction: float = 0.875):
+    if not 0.0 <= tau_base <= 1.0:
+      raise ValueError(f"tau_base must be in [0, 1], got {tau_base}")
+    self.encoder = BackboneWithHead(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True))
+    self.predictor = MLP(tuple(pred_hidden_dims), proj_dim, use_bn=True)
+    self.image_size = image_size
+    self.tau_base = float(tau_base)
+    base = dict(view_kwargs or {})
+    self.view_kwargs = (
+        {**base, **BYOL_VIEW1, **dict(view1_kwargs or {})},
+        {**base, **BYOL_VIEW2, **dict(view2_kwargs or {})},
+    )
+    self.normalize = Normalizer(mean, std)
+    self.eval_crop_fraction = eval_crop_fraction
+
+  # -- data
+  def make_views(self, example, seed):
+    s1, s2 = ops.split_seed(seed, 2)
+    img = ops.to_float(example["image"])
+    view = lambda s, kw: self.normalize(ops.simclr_view(img, s, size=self.image_size, **kw))
+    return {"view1": view(s1, self.view_kwargs[0]), "view2": view(s2, self.view_kwargs[1])}
+
+  def eval_preprocess(self, image):
+    return eval_input(image, size=self.image_size, normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
+
+  # -- model
+  def _encoder_inputs(self, batch, view: int):
+    """What the encoder takes for view 1 or 2 of a batch (DetCon-B adds the view's masks)."""
+    return (batch[f"view{view}"],)
+
+  def init(self, rng, batch):
+    x = jax.tree.map(jnp.asarray, self._encoder_inputs(batch, 1))
+    enc = self.encoder.init(rng, *x, train=True)
+    _, z = self.encoder.apply(enc, *x, train=False)
+    pred = self.predictor.init(jax.random.fold_in(rng, 1), z, train=True)
+    params = {"encoder": enc["params"], "predictor": pred["params"]}
+    # The target starts as an exact copy of the online encoder (own buffers, not aliases).
+    copy = lambda t: jax.tree.map(jnp.array, t)
+    state = {"batch_stats": {"encoder": enc["batch_stats"], "predictor": pred["batch_stats"]},
+             "target": {"params": copy(enc["params"]), "batch_stats": copy(enc["batch_stats"])}}
+    return params, state
+
+  def online(self, params, batch_stats, *inputs, train=True):
+    """One view through the online network: (projection z, prediction p, new batch_stats)."""
+    (_, z), bs_enc = apply_bn(self.encoder, {"params": params["encoder"], "batch_stats": batch_stats["encoder"]},
+                              *inputs, train=train)
+    p, bs_pred = apply_bn(self.predictor, {"params": params["predictor"], "batch_stats": batch_stats["predictor"]},
+                          z, train=train)
+    return z, p, {"encoder": bs_enc, "predictor": bs_pred}
+
+  def target(self, target_state, *inputs, train=True):
+    """One view through the target network (stop-gradient): (projection, new target state)."""
+    (_, z), bs = apply_bn(self.encoder, target_state, *inputs, train=train)
+    return jax.lax.stop_gradient(z), {"params": target_state["params"], "batch_stats": bs}
+
+  def loss(self, params, state, batch, rng, step):
+    del rng
+    bs, tgt = state["batch_stats"], state["target"]
+    x1, x2 = self._encoder_inputs(batch, 1), self._encoder_inputs(batch, 2)
+    z1, p1, bs = self.online(params, bs, *x1)
+    z2, p2, bs = self.online(params, bs, *x2)
+    t1, tgt = self.target(tgt, *x1)
+    t2, tgt = self.target(tgt, *x2)
+    loss = self._objective(p1, p2, t1, t2, batch)
+    metrics = {"tau": ema_decay(step, base=self.tau_base, total_steps=self.total_steps),
+               "proj_std": _featurewise_std(losses.l2_normalize(z1.reshape(-1, z1.shape[-1])))}
+    return loss, ({"batch_stats": bs, "target": tgt}, metrics)
+
+  def _objective(self, p1, p2, t1, t2, batch):
+    """Eq. 2 symmetrised: ``byol_loss(p1, t2) + byol_loss(p2, t1)`` (targets under stop-gradient)."""
+    del batch
+    return losses.byol_loss(p1, t2) + losses.byol_loss(p2, t1)
+
+  def update_state(self, params, state, step):
+    tau = ema_decay(step, base=self.tau_base, total_steps=self.total_steps)
+    target = dict(state["target"], params=ema_update(state["target"]["params"], params["encoder"], tau))
+    return dict(state, target=target)
+
+  def embed(self, params, state, images):
+    return self.encoder.apply({"params": params["encoder"], "batch_stats": state["batch_stats"]["encoder"]},
+                              images, method="features")
+
+  def embed_blocks(self, params, state, images):
+    return self.encoder.apply({"params": params["encoder"], "batch_stats": state["batch_stats"]["encoder"]},
+                              images, method="block_features")
+
+  def signature(self):
+    return {"method": self.name, "model": module_signature(self.encoder),
+            "predictor": module_signature(self.predictor)}
+
+
+def _featurewise_std(x):
+  """Mean over features of the batch std of L2-normalized vectors (~1/sqrt(D) healthy, 0 collapsed)."""
+  return jnp.mean(jnp.std(x, axis=0))
