@@ -49,13 +49,15 @@ class Method(abc.ABC):
     """TensorFlow: one example {"image": uint8 [H, W, 3], "label", "index"} -> training tensors."""
 
   def eval_preprocess(self, image):
-    """TensorFlow: uint8 [H, W, 3] -> float32 network input for feature extraction."""
-    raise NotImplementedError
+    """TensorFlow: uint8 [H, W, 3] -> float32 network input for feature extraction.
+
+    Default: `self.normalize(self.eval_view(image))`; override when the input is not a
+    normalized view."""
+    return self.normalize(self.eval_view(image))
 
   def eval_view(self, image):
     """TensorFlow: uint8 [H, W, 3] -> float32 [S, S, 3] in [0, 1]: the evaluation view before
-    normalization (`eval_preprocess` = normalization of it). Optional: gives the raw-pixel
-    baseline of the evaluation report."""
+    normalization. Also gives the raw-pixel baseline of the evaluation report."""
     raise NotImplementedError
 
   # ----------------------------------------------------------------------- model (jax side)

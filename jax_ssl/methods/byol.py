@@ -96,8 +96,8 @@ class BYOL(Method):
     view = lambda s, kw: self.normalize(ops.simclr_view(img, s, size=self.image_size, **kw))
     return {"view1": view(s1, self.view_kwargs[0]), "view2": view(s2, self.view_kwargs[1])}
 
-  def eval_preprocess(self, image):
-    return eval_input(image, size=self.image_size, normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
+  def eval_view(self, image):
+    return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
 
   # -- model
   def _encoder_inputs(self, batch, view: int):

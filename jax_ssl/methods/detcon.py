@@ -151,8 +151,8 @@ class _MaskedViews:
     return {"view1": self.normalize(v1["image"]), "view2": self.normalize(v2["image"]),
             "masks1": v1["masks"], "masks2": v2["masks"], "ids1": v1["ids"], "ids2": v2["ids"]}
 
-  def eval_preprocess(self, image):
-    return eval_input(image, size=self.image_size, normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
+  def eval_view(self, image):
+    return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
 
   def mask_signature(self) -> dict:
     return {"image_size": self.image_size, "num_samples": self.num_samples}
@@ -298,7 +298,7 @@ class DetConB(_MaskedViews, BYOL):
     self.local_negatives = local_negatives
 
   make_views = _MaskedViews.make_views
-  eval_preprocess = _MaskedViews.eval_preprocess
+  eval_view = _MaskedViews.eval_view
   write_artifacts = _MaskedViews.write_artifacts
   prepare_source = _MaskedViews.prepare_source
 

@@ -54,9 +54,6 @@ class SimCLR(Method):
     view = lambda s: self.normalize(ops.simclr_view(img, s, size=self.image_size, **self.view_kwargs))
     return {"view1": view(s1), "view2": view(s2)}
 
-  def eval_preprocess(self, image):
-    return eval_input(image, size=self.image_size, normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
-
   def eval_view(self, image):
     return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
 

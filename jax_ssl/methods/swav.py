@@ -168,8 +168,8 @@ class SwAV(Method):
                                 scales=self.crop_scales, **self.view_kwargs)
     return {k: self.normalize(c) for k, c in zip(self.crop_keys(), crops)}
 
-  def eval_preprocess(self, image):
-    return eval_input(image, size=self.crop_sizes[0], normalize=self.normalize, crop_fraction=self.eval_crop_fraction)
+  def eval_view(self, image):
+    return eval_input(image, size=self.crop_sizes[0], normalize=None, crop_fraction=self.eval_crop_fraction)
 
   # -- model
   def _crops(self, batch):
