@@ -68,10 +68,12 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn
 def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
-                    random_init_seed: int = 12345, mesh=None) -> dict:
+                    random_init_seed: int = 12345, mesh=None, per_block: bool = False) -> dict:
   """Evaluates trained features, and (with `baselines`) random-init features and raw pixels.
 
-  Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}} of metric dicts.
+  Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}} of metric dicts. With
+  `per_block`, also one row per entry of `method.embed_blocks` for the pretrained and the
+  random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes.
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -85,10 +87,19 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
     xte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh)
     return evaluate_features(xtr, ytr, xte, yte, **kw)
 
+  def run_blocks(p, s, row):
+    btr, ytr = extract_features(method, p, s, train_source, batch_size=batch_size, mesh=mesh, blocks=True)
+    bte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh, blocks=True)
+    return {f"{row}/{name}": evaluate_features(btr[name], ytr, bte[name], yte, **kw) for name in btr}
+
   report = {"pretrained": run(params, state)}
+  if per_block:
+    report.update(run_blocks(params, state, "pretrained"))
   if baselines:
     p0, s0 = method.init(jax.random.key(random_init_seed), _init_batch(method, train_source))
     report["random_init"] = run(p0, s0)
+    if per_block:
+      report.update(run_blocks(p0, s0, "random_init"))
     report["pixels"] = evaluate_features(pixel_features(method, train_source, batch_size=batch_size),
                                          train_source.labels,
                                          pixel_features(method, test_source, batch_size=batch_size),

@@ -2,10 +2,12 @@
 
 from jax_ssl.methods._base import Method
 from jax_ssl.methods.simclr import SimCLR
+from jax_ssl.methods.rotnet import RotNet
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
     SimCLR.name: SimCLR,
+    RotNet.name: RotNet,
 }
 
-__all__ = ["Method", "SimCLR", "REGISTRY"]
+__all__ = ["Method", "SimCLR", "RotNet", "REGISTRY"]

@@ -296,3 +296,6 @@ def simclr_view(image, seed, *, size: int, crop_scale=(0.08, 1.0), crop_ratio=(3
   image = random_gaussian_blur(image, s_blur, blur_p)
   image = random_solarize(image, s_sol, solarize_p)
   return tf.ensure_shape(image, [size, size, 3])
+
+
+from jax_ssl.data.ops._patches import *  # noqa: E402,F401,F403  (pretext-task inputs: rotations, context pairs, jigsaw)
