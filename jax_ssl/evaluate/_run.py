@@ -72,8 +72,8 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   """Evaluates trained features, and (with `baselines`) random-init features and raw pixels.
 
   Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}} of metric dicts. With
-  `per_block`, also one row per entry of `method.embed_blocks` for the pretrained and the
-  random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes.
+  `per_block`, also one kNN-only row per entry of `method.embed_blocks` for the pretrained and
+  the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes.
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -90,7 +90,8 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   def run_blocks(p, s, row):
     btr, ytr = extract_features(method, p, s, train_source, batch_size=batch_size, mesh=mesh, blocks=True)
     bte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh, blocks=True)
-    return {f"{row}/{name}": evaluate_features(btr[name], ytr, bte[name], yte, **kw) for name in btr}
+    block_kw = dict(kw, linear=False)  # kNN only: cheap enough for every block
+    return {f"{row}/{name}": evaluate_features(btr[name], ytr, bte[name], yte, **block_kw) for name in btr}
 
   report = {"pretrained": run(params, state)}
   if per_block:

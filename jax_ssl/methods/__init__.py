@@ -3,11 +3,15 @@
 from jax_ssl.methods._base import Method
 from jax_ssl.methods.simclr import SimCLR
 from jax_ssl.methods.rotnet import RotNet
+from jax_ssl.methods.context import ContextPrediction
+from jax_ssl.methods.jigsaw import Jigsaw
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
     SimCLR.name: SimCLR,
     RotNet.name: RotNet,
+    ContextPrediction.name: ContextPrediction,
+    Jigsaw.name: Jigsaw,
 }
 
-__all__ = ["Method", "SimCLR", "RotNet", "REGISTRY"]
+__all__ = ["Method", "SimCLR", "RotNet", "ContextPrediction", "Jigsaw", "REGISTRY"]

@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
+import tensorflow as tf
 
 from jax_ssl.models import MLP
 
@@ -67,3 +69,70 @@ class TiledClassifier(nn.Module):
 
   def embedding(self, x):
     return self.tile_embedding(x, train=False)
+
+
+def grid_patches(image, *, patch: int, max_patches: int = 16) -> tuple[np.ndarray, np.ndarray]:
+  """Non-overlapping ``patch x patch`` patches of a float image on a regular grid (raster order).
+
+  Returns (patches [n, patch, patch, 3], corners [n, 2]); at most ``max_patches``, evenly
+  spread over the grid.
+  """
+  image = np.asarray(image)
+  h, w = image.shape[:2]
+  corners = [(y, x) for y in range(0, h - patch + 1, patch) for x in range(0, w - patch + 1, patch)]
+  if len(corners) > max_patches:
+    keep = np.linspace(0, len(corners) - 1, max_patches).round().astype(int)
+    corners = [corners[i] for i in keep]
+  patches = np.stack([image[y:y + patch, x:x + patch] for y, x in corners]) if corners else np.zeros(
+      (0, patch, patch, 3), np.float32)
+  return patches, np.array(corners, np.int32).reshape(-1, 2)
+
+
+def nearest_patch_grid(source, embed_fn, path: str, *, patch: int, normalize, prepare, num_images: int = 120,
+                       per_image: int = 12, num_queries: int = 6, num_neighbours: int = 7,
+                       batch: int = 64) -> str:
+  """Saves a PNG: each row a query patch and its nearest patches (cosine, other images only).
+
+  Doersch et al. 2015, Fig. 4. Patches are cut on a regular grid from the first
+  ``num_images`` images of ``source`` after ``prepare`` (uint8 image -> float [0, 1] image at
+  the training scale), embedded with ``embed_fn`` (normalized patches [batch, p, p, 3] ->
+  [batch, D]). Queries are the most textured patches (largest pixel std) of evenly spaced
+  images, so flat sky/background does not fill the figure. Returns ``path``.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  pats, owner = [], []
+  for i in range(min(num_images, len(source))):
+    raw = source.images[i]
+    img = tf.io.decode_image(raw, channels=3, expand_animations=False) if source.encoded else tf.constant(raw)
+    p, _ = grid_patches(prepare(img).numpy(), patch=patch, max_patches=per_image)
+    pats.append(p)
+    owner += [i] * len(p)
+  pats = np.concatenate(pats).astype(np.float32)
+  owner = np.asarray(owner)
+  if len(pats) < num_neighbours + 1:
+    raise ValueError(f"only {len(pats)} patches of {patch} px in the first {num_images} images: too few for a grid")
+  normed = normalize(tf.constant(pats)).numpy()
+  feats = []
+  for s in range(0, len(normed), batch):
+    chunk = normed[s:s + batch]
+    padded = np.concatenate([chunk, np.zeros((batch - len(chunk),) + chunk.shape[1:], np.float32)])
+    feats.append(np.asarray(embed_fn(padded))[:len(chunk)])
+  feats = np.concatenate(feats)
+  feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+  images_used = np.unique(owner)
+  query_images = images_used[np.linspace(0, len(images_used) - 1, num_queries).round().astype(int)]
+  texture = pats.std(axis=(1, 2, 3))
+  queries = [int(np.flatnonzero(owner == im)[np.argmax(texture[owner == im])]) for im in query_images]
+  pad = 4
+  cell = patch + pad
+  canvas = np.ones((num_queries * cell, (num_neighbours + 1) * cell + pad, 3), np.float32)
+  for r, q in enumerate(queries):
+    sim = feats @ feats[q]
+    sim[owner == owner[q]] = -np.inf  # neighbours from other photographs only
+    nn_idx = np.argsort(-sim)[:num_neighbours]
+    for c, j in enumerate([q] + list(nn_idx)):
+      x0 = c * cell + (pad if c else 0)
+      canvas[r * cell:r * cell + patch, x0:x0 + patch] = pats[j]
+  Image.fromarray((np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)).save(path)
+  return path

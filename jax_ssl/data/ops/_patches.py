@@ -334,7 +334,7 @@ def sample_jigsaw_tiles(seed, *, crop: int = 225, grid: int = 3, tile: int = 64)
 def standardize_tile(tile, eps: float = 1e-5) -> tf.Tensor:
   """Per-channel zero mean and unit std over one tile (Noroozi & Favaro Sec. 4: "we normalize the
   mean and the standard deviation of each patch independently"); a flat channel stays 0."""
-  mean, var = tf.nn.moments(tile, axes=[0, 1], keepdims=True)
+  mean, var = tf.nn.moments(tile, axes=[-3, -2], keepdims=True)  # [..., h, w, C]: batches work too
   std = tf.sqrt(var)
   return (tile - mean) / tf.where(std < eps, tf.ones_like(std), std)
 
