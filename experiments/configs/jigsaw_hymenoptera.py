@@ -14,7 +14,9 @@ Variants (the argument after the colon):
     python experiments/main.py --config experiments/configs/jigsaw_hymenoptera.py:quick --workdir runs/jigsaw_quick
     Hardware: 2-core CPU, 1 device. ResNet-18 with the ImageNet stem (a 64 px tile is 16x16 at the
     first stage) at width 16, fc6 256, fc7 512, P = 100, batch 32 puzzles, 40 epochs of the 244
-    photos (280 steps), AdamW 2e-3. Measured time and accuracies: README.
+    photos (280 steps), AdamW 2e-3. Measured on this 2-core CPU: 215 s training (~50 puzzles/s,
+    input-pipeline bound: JPEG decoding and resizing), training puzzle accuracy 6-10% over the
+    last 60 steps (chance 1%), rising from step ~100; evaluation numbers: README.
   full: P = 1000 (the paper's best), ResNet-18 at width 64, fc6 512, fc7 4096, 400 epochs.
 For ImageNet see jigsaw_imagenet.py.
 """

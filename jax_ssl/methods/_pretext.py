@@ -32,12 +32,16 @@ class TiledClassifier(nn.Module):
     num_classes: pretext classes (4, 8, P).
     embed_dim: per-tile fc6 width; None feeds the pooled trunk features directly.
     head_hidden_dims: hidden layers of the head on the concatenation (fc7...); () is linear.
+    spatial_fc6: fc6 reads the flattened last feature map (as AlexNet's fc6 reads pool5 in
+      both papers), so the head knows *where* in a tile things are; global average pooling
+      would throw away exactly the layout these tasks are about. False: fc6 on pooled features.
   """
 
   backbone: nn.Module
   num_classes: int
   embed_dim: int | None = None
   head_hidden_dims: Sequence[int] = ()
+  spatial_fc6: bool = True
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -48,9 +52,13 @@ class TiledClassifier(nn.Module):
 
   def tile_embedding(self, x, *, train: bool):
     """Per-tile embedding [N, D] of images [N, h, w, 3]: fc6 output (or pooled trunk features)."""
-    f = self.backbone(x, train=train)
     if self.embed_dim is None:
-      return f
+      return self.backbone(x, train=train)
+    if self.spatial_fc6:
+      f = self.backbone(x, train=train, return_map=True)
+      f = f.reshape(f.shape[0], -1)
+    else:
+      f = self.backbone(x, train=train)
     return nn.relu(self.fc6_bn(self.fc6(f), use_running_average=not train))
 
   def __call__(self, x, *, train: bool):
