@@ -73,13 +73,15 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn
 def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
-                    random_init_seed: int = 12345, mesh=None) -> dict:
+                    random_init_seed: int = 12345, mesh=None, per_block: bool = False) -> dict:
   """Evaluates trained features, and (with `baselines`) random-init features and pixels.
 
   Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}, "pixels_std": {...}} of
   metric dicts: "pixels" are the raw values in [0, 1] of the un-augmented evaluation view (when
   the method defines `eval_view`), "pixels_std" the same view standardized per channel (the
-  network's input); under the cosine kNN the standardized one is the stronger baseline.
+  network's input); under the cosine kNN the standardized one is the stronger baseline. With
+  `per_block`, also one kNN-only row per entry of `method.embed_blocks` for the pretrained and
+  the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes.
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -93,10 +95,20 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
     xte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh)
     return evaluate_features(xtr, ytr, xte, yte, **kw)
 
+  def run_blocks(p, s, row):
+    btr, ytr = extract_features(method, p, s, train_source, batch_size=batch_size, mesh=mesh, blocks=True)
+    bte, yte = extract_features(method, p, s, test_source, batch_size=batch_size, mesh=mesh, blocks=True)
+    block_kw = dict(kw, linear=False)  # kNN only: cheap enough for every block
+    return {f"{row}/{name}": evaluate_features(btr[name], ytr, bte[name], yte, **block_kw) for name in btr}
+
   report = {"pretrained": run(params, state)}
+  if per_block:
+    report.update(run_blocks(params, state, "pretrained"))
   if baselines:
     p0, s0 = method.init(jax.random.key(random_init_seed), _init_batch(method, train_source))
     report["random_init"] = run(p0, s0)
+    if per_block:
+      report.update(run_blocks(p0, s0, "random_init"))
     for key, raw in (("pixels", True), ("pixels_std", False)):
       if raw and not has_raw_view(method):
         continue

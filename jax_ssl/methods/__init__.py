@@ -5,6 +5,9 @@ from jax_ssl.methods.byol import BYOL
 from jax_ssl.methods.detcon import DetConB, DetConS
 from jax_ssl.methods.simclr import SimCLR
 from jax_ssl.methods.swav import SwAV
+from jax_ssl.methods.rotnet import RotNet
+from jax_ssl.methods.context import ContextPrediction
+from jax_ssl.methods.jigsaw import Jigsaw
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -13,6 +16,10 @@ REGISTRY = {
     BYOL.name: BYOL,
     DetConS.name: DetConS,
     DetConB.name: DetConB,
+    RotNet.name: RotNet,
+    ContextPrediction.name: ContextPrediction,
+    Jigsaw.name: Jigsaw,
 }
 
-__all__ = ["Method", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "REGISTRY"]
+__all__ = ["Method", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw",
+           "REGISTRY"]

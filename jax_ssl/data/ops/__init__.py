@@ -301,3 +301,4 @@ def simclr_view(image, seed, *, size: int, crop_scale=(0.08, 1.0), crop_ratio=(3
 from jax_ssl.data.ops._multicrop import multicrop_spec, multicrop_views, resolution_groups  # noqa: E402,F401
 from jax_ssl.data.ops._masks import (binary_masks, color_part, crop_flip_pair, detcon_view,  # noqa: E402,F401
                                      downsample_mask, grid_mask, sample_mask_ids)
+from jax_ssl.data.ops._patches import *  # noqa: E402,F401,F403  (pretext-task inputs: rotations, context pairs, jigsaw)

@@ -1,0 +1,89 @@
+"""Context Prediction (Doersch et al., ICCV 2015) on the shared ants/bees photographs.
+
+The paper's geometry: patches of 96 px, gap 48 px, jitter up to 7 px per axis, images
+rescaled to 150K-450K pixels; colour projection (or `--config.method_kwargs.color=drop`) and
+random down-and-up-sampling of half the patches (to as little as 100 pixels) against
+shortcuts. Siamese trunk + fc6 per patch, fc7 + 8-way fc8 on the pair.
+Evaluation: kNN / linear probe of ants vs bees, trunk features of the whole image (96 px centre
+view), features of the 244 training photos as the memory bank, the 153 val photos as the test set.
+
+Variants (the argument after the colon):
+  quick: the CPU run.
+    python experiments/main.py --config experiments/configs/context_hymenoptera.py:quick --workdir runs/context_quick
+    Hardware: 2-core CPU, 1 device. ResNet-18 with the ImageNet stem (7x7/2 + max-pool: a 96 px
+    patch becomes 24x24 at the first stage) at width 16, fc6 256, fc7 256, batch 32 pairs,
+    60 epochs of the 244 photos (420 steps), AdamW 2e-3. Measured time and accuracies: README.
+  full: the same geometry with ResNet-18 at width 64, fc6/fc7 1024, 400 epochs, on an accelerator.
+  cifar: the geometry scaled to 32 px CIFAR images (patch 10, gap 2, jitter 1: a pair spans at
+    most 2*10 + 2 + 2 = 24 px; no rescaling, no down-sampling), CIFAR stem, for small-image tests.
+For ImageNet see context_imagenet.py.
+"""
+
+import os
+
+import ml_collections
+
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+
+def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
+  if arg not in ("quick", "full", "cifar"):
+    raise ValueError(f"unknown variant {arg!r} of context_hymenoptera; expected 'quick', 'full' or 'cifar'")
+  quick, cifar = arg == "quick", arg == "cifar"
+  c = ml_collections.ConfigDict()
+  c.method = "context"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.kind = "folder"
+  c.data.path = os.path.join(SHARED_DATA, "cifar10_subset" if cifar else "hymenoptera_data")
+  c.data.name = "cifar10" if cifar else "hymenoptera"
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.download = False
+  c.data.train_split = "train"
+  c.data.test_split = "test" if cifar else "val"
+  c.data.mean = (0.4914, 0.4822, 0.4465) if cifar else (0.485, 0.456, 0.406)
+  c.data.std = (0.2470, 0.2435, 0.2616) if cifar else (0.229, 0.224, 0.225)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.depth = 18
+  c.model.width = 64 if arg == "full" else 16
+  c.model.stem = "cifar" if cifar else "imagenet"
+  c.model.dtype = "float32"
+
+  c.method_kwargs = ml_collections.ConfigDict()
+  c.method_kwargs.patch = 10 if cifar else 96
+  c.method_kwargs.gap = 2 if cifar else 48
+  c.method_kwargs.jitter = 1 if cifar else 7
+  c.method_kwargs.area_range = ml_collections.FieldReference(None if cifar else (150_000, 450_000), field_type=tuple)
+  c.method_kwargs.color = "projection"
+  c.method_kwargs.downsample_p = 0.0 if cifar else 0.5
+  c.method_kwargs.min_area = 100
+  c.method_kwargs.embed_dim = 1024 if arg == "full" else 256
+  c.method_kwargs.head_hidden_dims = (1024,) if arg == "full" else (256,)
+  c.method_kwargs.eval_size = 32 if cifar else 96
+  c.method_kwargs.eval_crop_fraction = 1.0 if cifar else 0.875
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 128 if cifar else (32 if quick else 128)
+  c.train.epochs = 10 if cifar else (60 if quick else 400)
+  c.train.optimizer = "adamw"
+  c.train.base_lr = 2e-3
+  c.train.lr_scaling = "none"
+  c.train.weight_decay = 1e-4
+  c.train.warmup_epochs = 1 if cifar else 4
+  c.train.momentum = 0.9
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 3
+  c.train.log_every = 14 if quick else 50
+  c.train.max_nonfinite_steps = 10
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 128
+  c.eval.knn_ks = (20, 200)
+  c.eval.knn_temperature = 0.07
+  c.eval.linear = True
+  c.eval.linear_iters = 500
+  c.eval.baselines = True
+  c.eval.per_block = False
+  return c

@@ -1,0 +1,93 @@
+"""Jigsaw puzzles (Noroozi & Favaro, ECCV 2016) on the shared ants/bees photographs.
+
+The paper's geometry: shorter side resized to 256, a random 225x225 window, 3x3 cells of 75 px,
+one 64x64 tile at a random place in each cell; 30% grayscale puzzles, colour channels jittered
+by up to 2 px, each tile standardized on its own; P permutations chosen by the paper's
+maximal-Hamming greedy selection (Algorithm 1). Context-free network: shared trunk + fc6 per tile,
+fc7 and a P-way classifier on the 9 concatenated fc6 outputs.
+Evaluation: kNN / linear probe of ants vs bees, trunk features of the whole image (96 px centre
+view, standardized per image like the tiles), 244 training photos as the memory bank, 153 val
+photos as the test set.
+
+Variants (the argument after the colon):
+  quick: the CPU run.
+    python experiments/main.py --config experiments/configs/jigsaw_hymenoptera.py:quick --workdir runs/jigsaw_quick
+    Hardware: 2-core CPU, 1 device. ResNet-18 with the ImageNet stem (a 64 px tile is 16x16 at the
+    first stage) at width 16, fc6 256, fc7 512, P = 100, batch 32 puzzles, 40 epochs of the 244
+    photos (280 steps), AdamW 2e-3. Measured on this 2-core CPU: 215 s training (~50 puzzles/s,
+    input-pipeline bound: JPEG decoding and resizing), training puzzle accuracy 6-10% over the
+    last 60 steps (chance 1%), rising from step ~100; evaluation numbers: README.
+  full: P = 1000 (the paper's best), ResNet-18 at width 64, fc6 512, fc7 4096, 400 epochs.
+For ImageNet see jigsaw_imagenet.py.
+"""
+
+import os
+
+import ml_collections
+
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+
+def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
+  if arg not in ("quick", "full"):
+    raise ValueError(f"unknown variant {arg!r} of jigsaw_hymenoptera; expected 'quick' or 'full'")
+  quick = arg == "quick"
+  c = ml_collections.ConfigDict()
+  c.method = "jigsaw"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.kind = "folder"
+  c.data.path = os.path.join(SHARED_DATA, "hymenoptera_data")
+  c.data.name = "hymenoptera"
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.download = False
+  c.data.train_split = "train"
+  c.data.test_split = "val"
+  c.data.mean = (0.485, 0.456, 0.406)  # unused by jigsaw (per-tile standardization)
+  c.data.std = (0.229, 0.224, 0.225)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.depth = 18
+  c.model.width = 16 if quick else 64
+  c.model.stem = "imagenet"
+  c.model.dtype = "float32"
+
+  c.method_kwargs = ml_collections.ConfigDict()
+  c.method_kwargs.num_permutations = 100 if quick else 1000
+  c.method_kwargs.permutation_seed = 0
+  c.method_kwargs.permutation_criterion = "mean"
+  c.method_kwargs.resize = 256
+  c.method_kwargs.crop = 225
+  c.method_kwargs.grid = 3
+  c.method_kwargs.tile = 64
+  c.method_kwargs.gray_p = 0.3
+  c.method_kwargs.channel_jitter = 2
+  c.method_kwargs.embed_dim = 256 if quick else 512
+  c.method_kwargs.head_hidden_dims = (512,) if quick else (4096,)
+  c.method_kwargs.eval_size = 96
+  c.method_kwargs.eval_crop_fraction = 0.875
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 32 if quick else 128
+  c.train.epochs = 40 if quick else 400
+  c.train.optimizer = "adamw"
+  c.train.base_lr = 2e-3
+  c.train.lr_scaling = "none"
+  c.train.weight_decay = 1e-4
+  c.train.warmup_epochs = 4
+  c.train.momentum = 0.9
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 3
+  c.train.log_every = 14 if quick else 50
+  c.train.max_nonfinite_steps = 10
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 128
+  c.eval.knn_ks = (20, 200)
+  c.eval.knn_temperature = 0.07
+  c.eval.linear = True
+  c.eval.linear_iters = 500
+  c.eval.baselines = True
+  c.eval.per_block = False
+  return c
