@@ -111,4 +111,5 @@ def get_config(arg: str = "b") -> ml_collections.ConfigDict:
   c.eval.linear = True
   c.eval.linear_iters = 500
   c.eval.baselines = False
+  c.eval.per_block = False  # one kNN row per ResNet stage
   return c

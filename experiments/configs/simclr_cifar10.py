@@ -87,4 +87,5 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.eval.linear = True
   c.eval.linear_iters = 500
   c.eval.baselines = True
+  c.eval.per_block = False  # one kNN row per ResNet stage
   return c

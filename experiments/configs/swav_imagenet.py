@@ -96,4 +96,5 @@ def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   c.eval.linear = True
   c.eval.linear_iters = 1000
   c.eval.baselines = False
+  c.eval.per_block = False  # one kNN row per ResNet stage
   return c
