@@ -6,12 +6,13 @@ r"""jax_ssl experiments: pretrain a method, then evaluate its frozen features.
 
 Modes: train_and_evaluate (default), train, evaluate. A run resumes automatically from the
 checkpoints in --workdir; SIGTERM/SIGINT save a checkpoint at the next step boundary and exit 0.
+`evaluate` reads the run's config from --workdir/config.json unless --config is given,
+restores the latest checkpoint (or --step) and prints the kNN / linear table.
 
 Several processes (hosts), each reading its own slice of every global batch: run on each
   python experiments/main.py --config ... --workdir SHARED_DIR --coordinator_address HOST0:PORT \
       --num_processes P --process_id I
-(on TPU pods / SLURM the three flags can be left out: pass --distributed and JAX detects them). `evaluate` reads the run's config from --workdir/config.json unless
---config is given, restores the latest checkpoint (or --step) and prints the kNN / linear table.
+(on TPU pods / SLURM leave the three out and pass --distributed: JAX detects them).
 """
 
 from __future__ import annotations

@@ -127,7 +127,8 @@ def main(argv=None):
   p.add_argument("--log_every", type=int, default=1)
   p.add_argument("--sleep", type=float, default=0.0)
   p.add_argument("--nan_after", type=int, default=None)
-  p.add_argument("--out", default=None, help="write the final train state here (.npz, process 0)")
+  p.add_argument("--out", default=None, help="write the final train state here (.npz, process 0) when "
+                 "the run completes")
   p.add_argument("--coordinator_address", default=None)
   p.add_argument("--num_processes", type=int, default=None)
   p.add_argument("--process_id", type=int, default=None)
@@ -142,7 +143,7 @@ def main(argv=None):
   except train.TrainingStopped as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 3
-  if args.out and jax.process_index() == 0:
+  if args.out and not result.preempted and jax.process_index() == 0:
     np.savez(args.out, **flat_state(result.state))
   print(f"process {jax.process_index()} finished at step {result.step} preempted={result.preempted}", flush=True)
   return 0

@@ -71,9 +71,9 @@ def _compare(npz_path, reference, **tol):
 
 @pytest.mark.slow
 def test_sigterm_then_sigkill_then_resume_is_bitwise_exact(tmp_path):
-  steps = 24
+  steps = 32
   workdir, out = str(tmp_path / "run"), str(tmp_path / "final.npz")
-  args = [f"--steps={steps}", "--devices=1", "--checkpoint_every=4", "--log_every=1", "--sleep=0.01",
+  args = [f"--steps={steps}", "--devices=1", "--checkpoint_every=4", "--log_every=1", "--sleep=0.02",
           f"--out={out}"]
 
   # 1. SIGTERM once training is under way: a checkpoint at the next step boundary, exit 0.
@@ -91,18 +91,19 @@ def test_sigterm_then_sigkill_then_resume_is_bitwise_exact(tmp_path):
   # 2. Restart, then a hard kill (no chance to save) after the next periodic checkpoint.
   proc = _start(workdir, *args)
   periodic = (stopped // 4 + 1) * 4
-  _wait_for(lambda: _checkpoints(workdir)[-1] >= periodic and max(_logged_steps(workdir)) > periodic, [proc])
+  _wait_for(lambda: _checkpoints(workdir)[-1] >= periodic and max(_logged_steps(workdir), default=0) > periodic,
+            [proc])
   proc.send_signal(signal.SIGKILL)
   rc, text = _finish(proc)
   assert rc == -signal.SIGKILL
   assert f"Resuming from checkpoint step {stopped}" in text, text[-3000:]
   last = _checkpoints(workdir)[-1]
-  assert last < steps
 
   # 3. Restart to the end: it resumes from the last periodic checkpoint.
   rc, text = _finish(_start(workdir, *args))
   assert rc == 0, text[-3000:]
   assert f"Resuming from checkpoint step {last}" in text, text[-3000:]
+  assert periodic <= last < steps
   assert f"finished at step {steps} preempted=False" in text
 
   # The final state equals an uninterrupted run's, bit for bit: parameters, optimizer state,
@@ -119,7 +120,7 @@ def _free_port():
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_and_stop_together_on_one_signal(tmp_path):
-  steps = 6
+  steps = 8
   workdir, out = str(tmp_path / "run"), str(tmp_path / "final.npz")
 
   def launch():
