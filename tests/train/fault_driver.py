@@ -39,7 +39,10 @@ class TinyNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool, return_blocks: bool = False):
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(nn.Conv(self.width, (3, 3), (2, 2))(x)))
+    # No bias before BatchNorm: its true gradient is zero, so Adam would turn rounding noise into
+    # full-size steps and runs that differ only in summation order would disagree.
+    x = nn.Conv(self.width, (3, 3), (2, 2), use_bias=False)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
     x = nn.relu(nn.Conv(2 * self.width, (3, 3), (2, 2))(x))
     f = jnp.mean(x, axis=(1, 2))
     return {"final": f} if return_blocks else f
