@@ -5,8 +5,14 @@ r"""jax_ssl experiments: pretrain a method, then evaluate its frozen features.
   python experiments/main.py --config ...:quick --workdir runs/x --config.train.epochs=5   # overrides
 
 Modes: train_and_evaluate (default), train, evaluate. A run resumes automatically from the
-checkpoints in --workdir. `evaluate` reads the run's config from --workdir/config.json unless
---config is given, restores the latest checkpoint (or --step) and prints the kNN / linear table.
+checkpoints in --workdir; SIGTERM/SIGINT save a checkpoint at the next step boundary and exit 0.
+`evaluate` reads the run's config from --workdir/config.json unless --config is given,
+restores the latest checkpoint (or --step) and prints the kNN / linear table.
+
+Several processes (hosts), each reading its own slice of every global batch: run on each
+  python experiments/main.py --config ... --workdir SHARED_DIR --coordinator_address HOST0:PORT \
+      --num_processes P --process_id I
+(on TPU pods / SLURM leave the three out and pass --distributed: JAX detects them).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process runs).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process runs).")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with auto-detected "
+                                 "settings (TPU pods, SLURM); implied by --coordinator_address.")
 
 
 def _parse_flags(argv):
@@ -47,11 +55,10 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  import jax  # pylint: disable=g-import-not-at-top
+  if _COORDINATOR.value or _NUM_PROCESSES.value or _DISTRIBUTED.value:
+    from jax_ssl.train import initialize_distributed  # pylint: disable=g-import-not-at-top
 
-  if _COORDINATOR.value or _NUM_PROCESSES.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
-                               process_id=_PROCESS_ID.value)
+    initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from experiments import runner  # pylint: disable=g-import-not-at-top
 
   logging.set_verbosity(logging.WARNING)

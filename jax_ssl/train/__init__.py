@@ -1,6 +1,7 @@
 """Training: state, the one jitted step, sharding, optimizers, checkpoints and the loop."""
 
 from jax_ssl.train._checkpoint import CheckpointError, Checkpointer
+from jax_ssl.train._distributed import any_process, initialize_distributed
 from jax_ssl.train._logging import MetricWriter, plot_loss_curve, read_metrics
 from jax_ssl.train._loop import TrainingStopped, TrainResult, train
 from jax_ssl.train._optim import decay_mask, make_optimizer, scaled_lr, warmup_cosine
@@ -8,7 +9,8 @@ from jax_ssl.train._step import (DATA_AXIS, TrainState, batch_sharding, check_ba
                                  make_embed_fn, make_mesh, make_train_step, replicated, shard_batch)
 
 __all__ = [
-    "CheckpointError", "Checkpointer", "MetricWriter", "plot_loss_curve", "read_metrics", "TrainingStopped",
+    "CheckpointError", "Checkpointer", "any_process", "initialize_distributed", "MetricWriter", "plot_loss_curve",
+    "read_metrics", "TrainingStopped",
     "TrainResult", "train", "decay_mask", "make_optimizer", "scaled_lr", "warmup_cosine", "DATA_AXIS",
     "TrainState", "batch_sharding", "check_batch_divisible", "init_train_state", "make_embed_fn", "make_mesh",
     "make_train_step", "replicated", "shard_batch",

@@ -4,14 +4,19 @@ Each checkpoint holds the train state and a JSON `meta` item with the method's s
 (method name, backbone, heads). Restoring checks the signature first, so a checkpoint of
 another model fails with a message instead of a shape error deep inside orbax. Orbax writes
 into a temporary folder and renames it when complete, so an interrupted save never shows up as
-a step; a step that exists but cannot be read (corrupted files) is reported and the next older
-one is used. A state with non-finite parameters is never saved.
+a step (the half-written `<step>.orbax-checkpoint-tmp-*` folder is ignored). A step that exists
+but cannot be read (missing or corrupted files: OCDBT data carries checksums, so flipped bytes
+are caught too) is reported and the next older one is used; `quarantine` then moves the bad
+steps out of the way (into `<directory>_corrupted/`, never deleted) so that the resumed run can
+save those step numbers again. A state with non-finite parameters is never saved, so a
+diverged run can never replace the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -39,6 +44,8 @@ class Checkpointer:
         max_to_keep=keep, save_interval_steps=max(1, save_every), create=True,
         enable_async_checkpointing=async_save)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+    # Steps newer than the one the last `restore` returned that could not be read, with why.
+    self.unreadable: list[tuple[int, str]] = []
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -74,11 +81,13 @@ class Checkpointer:
       raise CheckpointError(f"no checkpoint in {self.directory}")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     errors = []
+    self.unreadable = []
     for s in steps:
       try:
         meta = self.read_meta(s)
       except Exception as e:  # pylint: disable=broad-except
-        errors.append(f"step {s}: meta unreadable ({type(e).__name__}: {e})")
+        errors.append(f"step {s}: meta unreadable ({type(e).__name__}: {str(e)[:200]})")
+        self.unreadable.append((s, f"meta unreadable ({type(e).__name__})"))
         log.warning("checkpoint step %d in %s is unreadable; trying an older one", s, self.directory)
         continue
       check_signature(meta.get("signature", {}), signature, where=f"{self.directory} step {s}")
@@ -89,6 +98,7 @@ class Checkpointer:
         restored = self.manager.restore(s, args=ocp.args.Composite(state=state_args))
       except Exception as e:  # pylint: disable=broad-except
         errors.append(f"step {s}: state unreadable ({type(e).__name__}: {str(e)[:200]})")
+        self.unreadable.append((s, f"state unreadable ({type(e).__name__})"))
         log.warning("checkpoint step %d in %s is corrupted (%s); trying an older one", s, self.directory,
                     type(e).__name__)
         continue
@@ -96,6 +106,35 @@ class Checkpointer:
         log.warning("resumed from step %d after skipping unreadable checkpoints: %s", s, "; ".join(errors))
       return restored["state"], meta, s
     raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+  def quarantine(self, steps) -> str | None:
+    """Moves unreadable `steps` to `<directory>_corrupted/` (kept for inspection, not deleted).
+
+    Without this a corrupted step would shadow the resumed run: it would stay the "latest"
+    checkpoint and block saving that step number again. Every process must call it (process 0
+    moves the folders, then all re-read the directory). Returns the quarantine folder.
+    """
+    steps = sorted(set(int(s) for s in steps))
+    if not steps:
+      return None
+    dest = self.directory.rstrip("/") + "_corrupted"
+    if jax.process_index() == 0:
+      os.makedirs(dest, exist_ok=True)
+      for s in steps:
+        src = os.path.join(self.directory, str(s))
+        if os.path.isdir(src):
+          target = os.path.join(dest, str(s))
+          n = 1
+          while os.path.exists(target):
+            target = os.path.join(dest, f"{s}.{n}")
+            n += 1
+          shutil.move(src, target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+      multihost_utils.sync_global_devices("jax_ssl_checkpoint_quarantine")
+    self.manager.reload()
+    return dest
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -19,6 +19,7 @@ from jax_ssl.data._sources import ArraySource
 from jax_ssl.methods._base import Method
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
+from jax_ssl.train._distributed import any_process
 from jax_ssl.train._step import (TrainState, check_batch_divisible, init_train_state, make_mesh,
                                  make_train_step, shard_batch)
 
@@ -93,51 +94,62 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     stop_after: stop (with a checkpoint) once this step is reached, as if preempted; for tests
       and for splitting a run into chunks.
   """
-  mesh = mesh or make_mesh()
-  check_batch_divisible(global_batch, mesh, "global batch size")
-  pcount, pindex = jax.process_count(), jax.process_index()
-  is_chief = pindex == 0
-  os.makedirs(workdir, exist_ok=True)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every, keep=keep_checkpoints)
-  signature = method.signature()
-  meta = {"signature": signature, "run": meta or {}}
-  rng = jax.random.key(seed)
-  init_rng, step_rng = jax.random.split(rng)
-  method.set_schedule(steps_per_epoch=pipeline.steps_per_epoch(len(source), global_batch), total_steps=total_steps)
-
-  # Shapes for initialization come from the first batch of the run.
-  first = next(iter(pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
-                                           process_index=pindex, process_count=pcount).take(1)
-                    .as_numpy_iterator()))
-  state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh)
-  start_step = 0
-  if ckpt.latest_step() is not None:
-    state, _, start_step = ckpt.restore(state, signature)
-    log.info("resumed from %s at step %d", ckpt.directory, start_step)
-    if is_chief:
-      print(f"Resuming from checkpoint step {start_step} in {ckpt.directory}", flush=True)
-  writer = mlog.MetricWriter(workdir) if is_chief else None
-  if is_chief:
-    mlog.truncate_metrics(workdir, start_step)
-
-  train_step = make_train_step(method, tx, mesh, schedule)
-  ds = pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
-                              start_step=start_step, process_index=pindex, process_count=pcount)
-  batches = _prefetch_to_device(ds.as_numpy_iterator(), mesh)
-  end_step = total_steps if stop_after is None else min(stop_after, total_steps)
-
-  bar = None
-  if progress and is_chief:
-    from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-
-    bar = tqdm(total=total_steps, initial=start_step, desc=f"{method.name}", unit="step",
-               dynamic_ncols=True, file=sys.stdout, mininterval=1.0)
-  step = start_step
-  preempted = False
-  pending = []  # metrics kept on device until the next log step: no host sync per step
-  t_last, step_last, ips = time.perf_counter(), start_step, 0.0
-  t_first = None
+  # Signals are caught from the start (data loading and compilation can take minutes); they
+  # take effect at the first step boundary.
   with _PreemptionFlag() as flag:
+    mesh = mesh or make_mesh()
+    check_batch_divisible(global_batch, mesh, "global batch size")
+    pcount, pindex = jax.process_count(), jax.process_index()
+    is_chief = pindex == 0
+    os.makedirs(workdir, exist_ok=True)
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every, keep=keep_checkpoints)
+    signature = method.signature()
+    meta = {"signature": signature, "run": meta or {}}
+    rng = jax.random.key(seed)
+    init_rng, step_rng = jax.random.split(rng)
+    method.set_schedule(steps_per_epoch=pipeline.steps_per_epoch(len(source), global_batch), total_steps=total_steps)
+
+    # Shapes for initialization come from the first batch of the run.
+    first = next(iter(pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
+                                             process_index=pindex, process_count=pcount).take(1)
+                      .as_numpy_iterator()))
+    state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh)
+    start_step = 0
+    if ckpt.latest_step() is not None:
+      state, _, start_step = ckpt.restore(state, signature)
+      log.info("resumed from %s at step %d", ckpt.directory, start_step)
+      if ckpt.unreadable:
+        # Move the bad steps aside: left in place they would stay the "latest" checkpoint and
+        # stop this run from saving those step numbers again.
+        bad = "; ".join(f"step {s} ({why})" for s, why in ckpt.unreadable)
+        dest = ckpt.quarantine([s for s, _ in ckpt.unreadable])
+        if is_chief:
+          print(f"Warning: the newest checkpoint(s) in {ckpt.directory} could not be read: {bad}. "
+                f"Moved them to {dest}; resuming from the previous good checkpoint, step {start_step}.",
+                flush=True)
+      if is_chief:
+        print(f"Resuming from checkpoint step {start_step} in {ckpt.directory}", flush=True)
+    writer = mlog.MetricWriter(workdir) if is_chief else None
+    if is_chief:
+      mlog.truncate_metrics(workdir, start_step)
+
+    train_step = make_train_step(method, tx, mesh, schedule)
+    ds = pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
+                                start_step=start_step, process_index=pindex, process_count=pcount)
+    batches = _prefetch_to_device(ds.as_numpy_iterator(), mesh)
+    end_step = total_steps if stop_after is None else min(stop_after, total_steps)
+
+    bar = None
+    if progress and is_chief:
+      from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+
+      bar = tqdm(total=total_steps, initial=start_step, desc=f"{method.name}", unit="step",
+                 dynamic_ncols=True, file=sys.stdout, mininterval=1.0)
+    step = start_step
+    preempted = False
+    pending = []  # metrics kept on device until the next log step: no host sync per step
+    t_last, step_last, ips = time.perf_counter(), start_step, 0.0
+    t_first = None
     while step < end_step:
       batch = next(batches)
       state, metrics = train_step(state, batch, step_rng)
@@ -177,25 +189,30 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
             bar.close()
           ckpt.wait()
           last = ckpt.latest_step()
+          ckpt.close()
+          where = (f"The last good checkpoint is step {last} in {ckpt.directory} (restarting resumes from it)"
+                   if last is not None else f"No checkpoint was saved yet in {ckpt.directory}")
           raise TrainingStopped(
               f"training stopped at step {step}: {skipped} steps had a non-finite loss or gradient "
-              f"(limit {max_nonfinite_steps}); their updates were not applied. The last good checkpoint "
-              f"is step {last} in {ckpt.directory}. Lower the learning rate or check the data.")
+              f"(limit max_nonfinite_steps={max_nonfinite_steps}); their updates were not applied. {where}. "
+              "Lower the learning rate, add gradient clipping or check the data.")
       ckpt.save(step, state, meta)
-      if flag.signum is not None:
+      # Every process must leave the loop at the same step (the next step is a collective),
+      # so a signal received by any process stops all of them here.
+      if any_process(flag.signum is not None) if pcount > 1 else flag.signum is not None:
         preempted = True
         break
-  if step == total_steps or preempted or step == end_step:
-    ckpt.save(step, state, meta, force=True)
-  ckpt.wait()
-  ckpt.close()
-  if bar is not None:
-    bar.close()
-  if preempted and is_chief:
-    name = signal.Signals(flag.signum).name
-    print(f"\nReceived {name}: saved a checkpoint at step {step} in {ckpt.directory}.\n"
-          f"Resume by running the same command again (same --workdir); training continues from step {step}.",
-          flush=True)
-  if is_chief:
-    mlog.plot_loss_curve(workdir)
-  return TrainResult(state=state, step=step, preempted=preempted, images_per_sec=ips, mesh=mesh)
+    if step == total_steps or preempted or step == end_step:
+      ckpt.save(step, state, meta, force=True)
+    ckpt.wait()
+    ckpt.close()
+    if bar is not None:
+      bar.close()
+    if preempted and is_chief:
+      name = signal.Signals(flag.signum).name if flag.signum is not None else "a stop signal on another process"
+      print(f"\nReceived {name}: saved a checkpoint at step {step} in {ckpt.directory}.\n"
+            f"Resume by running the same command again (same --workdir); training continues from step {step}.",
+            flush=True)
+    if is_chief:
+      mlog.plot_loss_curve(workdir)
+    return TrainResult(state=state, step=step, preempted=preempted, images_per_sec=ips, mesh=mesh)
