@@ -1,7 +1,9 @@
 """Small shared fixtures for the method and trainer tests (imported as `helpers`)."""
 
+import jax
 import numpy as np
 
+from jax_ssl import data, train
 from jax_ssl.data import ArraySource
 
 
@@ -13,3 +15,33 @@ def toy_source(n=64, size=16, num_classes=4, seed=0):
   noise = rng.integers(-40, 40, (n, size, size, 3))
   images = np.clip(base[labels] + noise, 0, 255).astype(np.uint8)
   return ArraySource(images, labels, [f"c{i}" for i in range(num_classes)], "toy")
+
+
+def batches(method, src, global_batch, k, seed=0):
+  """The first `k` global training batches of `method`'s views of `src` (numpy dicts)."""
+  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=seed)
+  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
+
+
+def run_steps(method, tx, bs, devices=None, *, with_initial=False):
+  """Initializes from the first batch on a mesh of `devices` and runs one jitted step per batch.
+
+  Returns (host state, metrics), or (initial params, host state, metrics) with `with_initial`.
+  """
+  mesh = train.make_mesh(devices)
+  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(bs[0], mesh), mesh)
+  initial = jax.device_get(state.params) if with_initial else None  # before the donating step
+  step = train.make_train_step(method, tx, mesh)
+  metrics = []
+  for b in bs:
+    state, m = step(state, train.shard_batch(b, mesh), jax.random.key(1))
+    metrics.append(jax.device_get(m))
+  if with_initial:
+    return initial, jax.device_get(state), metrics
+  return jax.device_get(state), metrics
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_ssl import data, train
+from tests.helpers import assert_trees_close, batches, run_steps  # noqa: F401  (re-exported)
 
 
 class ConvNet(nn.Module):
@@ -28,30 +29,6 @@ class ConvNet(nn.Module):
       return x
     pooled = jnp.mean(x, axis=(1, 2))
     return {"final": pooled} if return_blocks else pooled
-
-
-def batches(method, src, global_batch, k, seed=0):
-  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=seed)
-  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
-
-
-def run_steps(method, tx, batches_, devices):
-  """Initializes on the first batch and takes one step per batch; returns (host state, metrics)."""
-  mesh = train.make_mesh(devices)
-  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batches_[0], mesh), mesh)
-  step = train.make_train_step(method, tx, mesh)
-  metrics = []
-  for b in batches_:
-    state, m = step(state, train.shard_batch(b, mesh), jax.random.key(1))
-    metrics.append(jax.device_get(m))
-  return jax.device_get(state), metrics
-
-
-def assert_trees_close(a, b, rtol=1e-5, atol=1e-5):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert jax.tree.structure(a) == jax.tree.structure(b)
-  for x, y in zip(la, lb):
-    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
 CIFAR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "..",

@@ -4,30 +4,7 @@ import jax
 import numpy as np
 import optax
 
-from jax_ssl import data, train
-
-
-def batches(method, src, global_batch, k, seed=0):
-  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=seed)
-  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
-
-
-def run_steps(method, tx, bs, devices=None, *, with_initial=False):
-  """Initializes from the first batch and runs one jitted step per batch.
-
-  Returns (state, metrics), or (initial params, state, metrics) with `with_initial`.
-  """
-  mesh = train.make_mesh(devices)
-  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(bs[0], mesh), mesh)
-  initial = jax.device_get(state.params) if with_initial else None  # before the donating step
-  step = train.make_train_step(method, tx, mesh)
-  metrics = []
-  for b in bs:
-    state, m = step(state, train.shard_batch(b, mesh), jax.random.key(1))
-    metrics.append(jax.device_get(m))
-  if with_initial:
-    return initial, jax.device_get(state), metrics
-  return jax.device_get(state), metrics
+from tests.helpers import batches, run_steps  # noqa: F401  (re-exported for the method tests)
 
 
 def assert_eight_devices_equal_one(method, src, global_batch=16):

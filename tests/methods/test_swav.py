@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import toy_source
+from tests.helpers import batches as _batches, toy_source
 from tests.losses.test_swav import np_swav
 from jax_ssl import data, train
 from jax_ssl.methods import REGISTRY, SwAV
@@ -22,11 +22,6 @@ def tiny_swav(**kw):
               view_kwargs=dict(jitter_strength=0.5, blur_p=0.0))
   args.update(kw)
   return SwAV(**args)
-
-
-def _batches(method, src, global_batch, k):
-  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=0)
-  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
 
 
 def _run_steps(method, tx, batches, devices):

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import toy_source
-from jax_ssl import data, train
+from tests.helpers import batches as _batches, run_steps as _run_steps, toy_source
+from jax_ssl import train
 from jax_ssl.methods import SimCLR
 from jax_ssl.models import ResNet
 
@@ -15,22 +15,6 @@ from jax_ssl.models import ResNet
 def tiny_simclr(**kw):
   return SimCLR(backbone=ResNet(depth=18, width=4), image_size=16, proj_hidden_dims=(16,), proj_dim=8,
                 temperature=0.5, **kw)
-
-
-def _batches(method, src, global_batch, k):
-  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=0)
-  return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
-
-
-def _run_steps(method, tx, batches, devices):
-  mesh = train.make_mesh(devices)
-  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(batches[0], mesh), mesh)
-  step = train.make_train_step(method, tx, mesh)
-  metrics = []
-  for b in batches:
-    state, m = step(state, train.shard_batch(b, mesh), jax.random.key(1))
-    metrics.append(jax.device_get(m))
-  return jax.device_get(state), metrics
 
 
 def test_eight_devices_equal_one_device_with_the_global_batch():
