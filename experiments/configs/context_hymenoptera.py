@@ -23,6 +23,8 @@ import os
 
 import ml_collections
 
+from experiments.configs._common import eval_config
+
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
 
 
@@ -78,12 +80,5 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.train.log_every = 14 if quick else 50
   c.train.max_nonfinite_steps = 10
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 128
-  c.eval.knn_ks = (20, 200)
-  c.eval.knn_temperature = 0.07
-  c.eval.linear = True
-  c.eval.linear_iters = 500
-  c.eval.baselines = True
-  c.eval.per_block = False
+  c.eval = eval_config(batch_size=128)
   return c

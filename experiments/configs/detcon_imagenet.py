@@ -27,6 +27,8 @@ Not run here (no accelerator, no ImageNet).
 
 import ml_collections
 
+from experiments.configs._common import eval_config
+
 VARIANTS = ("b", "s", "byol")
 
 
@@ -104,12 +106,5 @@ def get_config(arg: str = "b") -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.max_nonfinite_steps = 10
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 1024
-  c.eval.knn_ks = (20, 200)
-  c.eval.knn_temperature = 0.07
-  c.eval.linear = True
-  c.eval.linear_iters = 500
-  c.eval.baselines = False
-  c.eval.per_block = False  # one kNN row per ResNet stage
+  c.eval = eval_config(batch_size=1024, baselines=False)
   return c

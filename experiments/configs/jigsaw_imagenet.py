@@ -14,6 +14,8 @@ mAP after fine-tuning its AlexNet-style CFN.
 
 import ml_collections
 
+from experiments.configs._common import eval_config
+
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   if arg != "full":
@@ -63,12 +65,5 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.log_every = 100
   c.train.max_nonfinite_steps = 10
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 512
-  c.eval.knn_ks = (20, 200)
-  c.eval.knn_temperature = 0.07
-  c.eval.linear = True
-  c.eval.linear_iters = 500
-  c.eval.baselines = False
-  c.eval.per_block = True
+  c.eval = eval_config(baselines=False, per_block=True)
   return c

@@ -28,6 +28,8 @@ import os
 
 import ml_collections
 
+from experiments.configs._common import eval_config
+
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
 
 
@@ -77,12 +79,5 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.train.log_every = 16 if quick else 100
   c.train.max_nonfinite_steps = 10
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 512
-  c.eval.knn_ks = (20, 200)
-  c.eval.knn_temperature = 0.07
-  c.eval.linear = True
-  c.eval.linear_iters = 500
-  c.eval.baselines = True
-  c.eval.per_block = True
+  c.eval = eval_config(per_block=True)
   return c

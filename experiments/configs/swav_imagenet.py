@@ -27,6 +27,8 @@ as the trainer's schedule does for every method; no mixed precision (set
 
 import ml_collections
 
+from experiments.configs._common import eval_config
+
 
 def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   if arg not in ("bs4096", "bs256"):
@@ -89,12 +91,5 @@ def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   c.train.log_every = 100
   c.train.max_nonfinite_steps = 10
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 1024
-  c.eval.knn_ks = (20, 200)
-  c.eval.knn_temperature = 0.07
-  c.eval.linear = True
-  c.eval.linear_iters = 1000
-  c.eval.baselines = False
-  c.eval.per_block = False  # one kNN row per ResNet stage
+  c.eval = eval_config(batch_size=1024, baselines=False, linear_iters=1000)
   return c
