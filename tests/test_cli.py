@@ -65,6 +65,8 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   with open(os.path.join(workdir, "results.json")) as f:
     first = json.load(f)
   assert set(first["report"]) == {"pretrained", "random_init", "pixels", "pixels_std"}
+  probe = {k: v for k, v in first["report"]["pixels_std"].items() if k.startswith("linear")}
+  assert probe and probe.items() <= first["report"]["pixels"].items()  # one probe for both pixel rows
 
   # Restoring the final checkpoint with the evaluate command gives exactly the same numbers,
   # reading the run's config from the workdir.

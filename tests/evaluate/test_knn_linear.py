@@ -65,3 +65,32 @@ def test_pixel_baselines_are_raw_and_standardized_views():
   expected = src.images.astype(np.float64) / 255.0  # 16 px images pass the centre view untouched
   np.testing.assert_allclose(raw, expected.reshape(10, -1), atol=1e-6)
   np.testing.assert_allclose(standardized, ((expected - mean) / std).reshape(10, -1), atol=1e-5)
+
+
+def test_linear_probe_ignores_a_per_channel_affine_map():
+  """Why the report fits the pixel probe once: raw and standardized pixels are one problem."""
+  rng = np.random.default_rng(3)
+  raw = rng.uniform(0, 1, (300, 8, 8, 3))
+  w = rng.normal(size=(8 * 8 * 3, 4))
+  labels = (raw.reshape(300, -1) @ w + rng.normal(scale=2.0, size=(300, 4))).argmax(1)
+  mean, std = np.array([0.4, 0.5, 0.6]), np.array([0.2, 0.25, 0.3])
+  standardized = (raw - mean) / std
+  a = linear_probe(raw[:200].reshape(200, -1), labels[:200], raw[200:].reshape(100, -1), labels[200:],
+                   num_classes=4, iters=100)
+  b = linear_probe(standardized[:200].reshape(200, -1), labels[:200], standardized[200:].reshape(100, -1),
+                   labels[200:], num_classes=4, iters=100)
+  assert a == b
+  assert 40 < a["linear_top1"] < 100  # a real fit, not a degenerate one
+
+
+def test_probe_projection_gradient_is_x_transpose_g():
+  """The probe's logits `x @ w` use a stored transpose for the gradient: same value, same gradient."""
+  import jax
+  from jax_ssl.evaluate._linear import _project
+
+  rng = np.random.default_rng(4)
+  x, w, g = rng.normal(size=(37, 23)), rng.normal(size=(23, 5)), rng.normal(size=(37, 5))
+  xf, wf = x.astype(np.float32), w.astype(np.float32)
+  value, vjp = jax.vjp(lambda w_: _project(xf, np.ascontiguousarray(xf.T), w_), wf)
+  np.testing.assert_allclose(value, x @ w, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(vjp(g.astype(np.float32))[0], x.T @ g, rtol=1e-5, atol=1e-5)
