@@ -115,7 +115,8 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
                                     batch_size=config.eval.batch_size, knn_ks=tuple(config.eval.knn_ks),
                                     knn_temperature=config.eval.knn_temperature, linear=config.eval.linear,
                                     linear_iters=config.eval.linear_iters, baselines=config.eval.baselines,
-                                    mesh=mesh, per_block=config.eval.get("per_block", False))  # older run configs lack it
+                                    mesh=mesh, per_block=config.eval.get("per_block", False),  # older run configs
+                                    pretext_epochs=config.eval.get("pretext_epochs", 4))         # lack these two
   title = (f"{method.name} step {step}: top-1 % on {test_src.name} ({len(test_src)} images), "
            f"features from {train_src.name} ({len(train_src)} images)")
   table = evaluate.format_report(report, title=title)

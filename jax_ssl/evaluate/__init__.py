@@ -2,7 +2,8 @@
 
 from jax_ssl.evaluate._knn import knn_accuracy, knn_predict
 from jax_ssl.evaluate._linear import linear_probe
-from jax_ssl.evaluate._run import evaluate_features, evaluate_method, extract_features, format_report, pixel_features
+from jax_ssl.evaluate._run import (evaluate_features, evaluate_method, extract_features, format_report, pixel_features,
+                                  pretext_accuracy)
 
 __all__ = ["knn_accuracy", "knn_predict", "linear_probe", "evaluate_features", "evaluate_method",
-           "extract_features", "format_report", "pixel_features"]
+           "extract_features", "format_report", "pixel_features", "pretext_accuracy"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
@@ -13,7 +14,8 @@ from jax_ssl.data._sources import ArraySource
 from jax_ssl.evaluate._knn import knn_accuracy
 from jax_ssl.evaluate._linear import linear_probe
 from jax_ssl.methods._base import Method
-from jax_ssl.train._step import check_batch_divisible, make_embed_fn, make_mesh, shard_batch
+from jax_ssl.train._step import (batch_sharding, check_batch_divisible, make_embed_fn, make_mesh, replicated,
+                                 shard_batch)
 
 
 def _to_host(x) -> np.ndarray:
@@ -47,6 +49,40 @@ def extract_features(method: Method, params, state, source: ArraySource, *, batc
   return out, labels
 
 
+def pretext_accuracy(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
+                     epochs: int = 4, seed: int = 0, mesh=None) -> float:
+  """Top-1 (%) of a pretext classifier (a method with `logits(params, state, batch)`: RotNet,
+  Context Prediction, Jigsaw) on puzzles made from `source` -- held-out images when it is the
+  test split.
+
+  The puzzles come from the method's own training pipeline (`make_views`) with a fixed `seed`,
+  so the number is deterministic; `epochs` passes draw different puzzles from each image
+  (random patches, permutations). Each pass covers the largest multiple of the global batch
+  (`batch_size`, capped at the split size and rounded down to the device count).
+  """
+  if not hasattr(method, "logits"):
+    raise ValueError(f"method {method.name!r} has no pretext classifier (`logits`)")
+  mesh = mesh or make_mesh()
+  per = mesh.size  # every device of every process
+  gb = (min(batch_size, len(source)) // per) * per
+  if gb == 0:
+    raise ValueError(f"{len(source)} examples are fewer than the {per} devices")
+  steps = epochs * pipeline.steps_per_epoch(len(source), gb)
+  ds = pipeline.train_dataset(source, method.make_views, global_batch=gb, seed=seed,
+                              process_index=jax.process_index(), process_count=jax.process_count())
+
+  def correct(p, s, batch):
+    logits, labels = method.logits(p, s, batch)
+    return jnp.sum(jnp.argmax(logits, -1) == labels), labels.size
+
+  fn = jax.jit(correct, in_shardings=(replicated(mesh), replicated(mesh), batch_sharding(mesh)))
+  hits = total = 0
+  for batch in ds.take(steps).as_numpy_iterator():
+    n_hit, n = fn(params, state, shard_batch(batch, mesh))
+    hits, total = hits + int(n_hit), total + int(n)
+  return 100.0 * hits / total
+
+
 def has_raw_view(method: Method) -> bool:
   return type(method).eval_view is not Method.eval_view
 
@@ -75,7 +111,8 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn
 def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
-                    random_init_seed: int = 12345, mesh=None, per_block: bool = False) -> dict:
+                    random_init_seed: int = 12345, mesh=None, per_block: bool = False,
+                    pretext_epochs: int = 4) -> dict:
   """Evaluates trained features, and (with `baselines`) random-init features and pixels.
 
   Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}, "pixels_std": {...}} of
@@ -87,7 +124,10 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   per-dimension standardization), so it is fitted once, on the standardized view, and reported in
   both rows (the most expensive fit of the report: 3,072 inputs on 32 px images). With
   `per_block`, also one kNN-only row per entry of `method.embed_blocks` for the pretrained and
-  the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes.
+  the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes. For a
+  pretext classifier (a method with `logits`), the network rows also get "pretext_top1": its
+  accuracy on puzzles made from the test split (`pretext_accuracy`, `pretext_epochs` passes);
+  the random-init row gives the chance level of the same puzzles.
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -102,7 +142,10 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   def run(p, s):
     xtr, ytr = extract_features(method, p, s, train_source, embed=embed[False], **feats)
     xte, yte = extract_features(method, p, s, test_source, embed=embed[False], **feats)
-    return evaluate_features(xtr, ytr, xte, yte, **kw)
+    row = evaluate_features(xtr, ytr, xte, yte, **kw)
+    if hasattr(method, "logits") and pretext_epochs:
+      row["pretext_top1"] = pretext_accuracy(method, p, s, test_source, epochs=pretext_epochs, **feats)
+    return row
 
   def run_blocks(p, s, row):
     btr, ytr = extract_features(method, p, s, train_source, blocks=True, embed=embed[True], **feats)
@@ -140,7 +183,9 @@ def _init_batch(method: Method, source: ArraySource):
 
 def format_report(report: dict, *, title: str = "") -> str:
   """A plain-text table: rows = feature sets, columns = metrics (accuracy in %)."""
-  cols = [c for c in next(iter(report.values())) if not c.endswith("_l2")]
+  cols = []
+  for metrics in report.values():
+    cols += [c for c in metrics if c not in cols and not c.endswith("_l2")]
   names = {"pretrained": "pretrained", "random_init": "random init", "pixels": "raw pixels",
            "pixels_std": "standardized pixels"}
   width = max(len(names.get(r, r)) for r in report) + 2
@@ -148,5 +193,5 @@ def format_report(report: dict, *, title: str = "") -> str:
   lines.append("features".ljust(width) + "".join(c.rjust(16) for c in cols))
   for row, metrics in report.items():
     lines.append(names.get(row, row).ljust(width) + "".join(
-        f"{metrics.get(c, float('nan')):16.2f}" for c in cols))
+        f"{metrics[c]:16.2f}" if c in metrics else "-".rjust(16) for c in cols))
   return "\n".join(lines)
