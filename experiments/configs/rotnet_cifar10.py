@@ -9,11 +9,11 @@ Variants (the argument after the colon):
     Evaluation adds per-block kNN rows (eval.per_block: stage1..stage4 of the trunk, pretrained
     and random init), the paper's observation being that rotation features peak at an
     intermediate block (Gidaris et al. Table 1).
-    Measured on this 2-core CPU (shared, one device): 509 s training (1.1-1.3 s/step, ~55 images
-    = 220 rotated images/s), 149 s evaluation, 11 min 30 s in all; `--config.eval.linear=False`
-    saves most of the evaluation. Results (kNN top-1 k=20 on the 1,017 test images): 34.5
-    pretrained vs 26.3 random init (+8.3), best block stage3 35.8; linear probe 41.7 vs 33.5;
-    final training rotation accuracy 60% (chance 25%).
+    Measured on this 2-core CPU (alone, one device, 2026-11-23): 571 s training (1.3 s/step,
+    ~46 images = 184 rotated images/s), 104 s evaluation (with per-block rows and the held-out
+    rotation accuracy), 11 min 35 s in all. Results (kNN top-1 k=20 on the 1,017 test images):
+    34.51 pretrained vs 26.25 random init (+8.3), best block stage3 35.79; linear probe 41.69 vs
+    33.53; rotation accuracy on the test images 59.86% (random init 25.00, chance 25%).
   full: the paper's CIFAR-10 recipe (Sec. 3.1): SGD with momentum 0.9 (the authors' code uses
     Nesterov; the trainer's SGD is plain momentum), batch 128 images (x4 rotations), lr 0.1 dropped
     5x at epochs 30, 60, 80 (here: cosine decay over the same 100 epochs), weight decay 5e-4.
