@@ -1,7 +1,77 @@
 """Pieces shared by the config files (imported as `experiments.configs._common`)."""
 
+import os
+
 import ml_collections
 
+# The shared data folder beside the repository root (../shared/data).
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+# dataset -> (kind, folder under SHARED_DATA or None, TFDS name, test split, mean, std)
+_CIFAR_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+_IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_DATASETS = {
+    "cifar10": ("folder", "cifar10_subset", "cifar10", "test", *_CIFAR_STATS),
+    "hymenoptera": ("folder", "hymenoptera_data", "hymenoptera", "val", *_IMAGENET_STATS),
+    "imagenet2012": ("tfds", None, "imagenet2012", "validation", *_IMAGENET_STATS),
+}
+
+
+def data_config(dataset: str) -> ml_collections.ConfigDict:
+  """The `data` block for one of the datasets the configs use.
+
+  "cifar10" and "hymenoptera" read the shared subsets as image folders (ROOT/SPLIT/CLASS/IMAGE);
+  switch to TFDS by name with --config.data.kind=tfds (--config.data.name=cifar10).
+  "imagenet2012" reads TFDS (--config.data.data_dir=... for a prepared copy; path unused).
+  """
+  if dataset not in _DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(_DATASETS)}")
+  kind, folder, name, test_split, mean, std = _DATASETS[dataset]
+  d = ml_collections.ConfigDict()
+  d.kind = kind  # "folder" (ROOT/SPLIT/CLASS/IMAGE) or "tfds" (by name)
+  d.path = os.path.join(SHARED_DATA, folder) if folder else ml_collections.FieldReference(None, field_type=str)
+  d.name = name
+  d.data_dir = ml_collections.FieldReference(None, field_type=str)
+  d.download = False
+  d.train_split = "train"
+  d.test_split = test_split
+  d.mean = mean
+  d.std = std
+  return d
+
+
+def model_config(*, depth: int, width: int, stem: str, dtype: str = "float32") -> ml_collections.ConfigDict:
+  """The `model` block: a ResNet of `depth` (18/34/50...) with base `width`, "cifar" or "imagenet" stem."""
+  m = ml_collections.ConfigDict()
+  m.depth = depth
+  m.width = width
+  m.stem = stem
+  m.dtype = dtype
+  return m
+
+
+def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float, lr_scaling: str,
+                 weight_decay: float, warmup_epochs: float, checkpoint_every: int, log_every: int,
+                 momentum: float = 0.9, keep_checkpoints: int = 3,
+                 max_nonfinite_steps: int = 10) -> ml_collections.ConfigDict:
+  """The `train` block (every field explicit at the call site except the three defaults).
+
+  lr_scaling: "linear" (lr = base_lr * batch / 256) or "none".
+  """
+  t = ml_collections.ConfigDict()
+  t.batch_size = batch_size
+  t.epochs = epochs
+  t.optimizer = optimizer
+  t.base_lr = base_lr
+  t.lr_scaling = lr_scaling
+  t.weight_decay = weight_decay
+  t.warmup_epochs = warmup_epochs
+  t.momentum = momentum
+  t.checkpoint_every = checkpoint_every
+  t.keep_checkpoints = keep_checkpoints
+  t.log_every = log_every
+  t.max_nonfinite_steps = max_nonfinite_steps
+  return t
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,
                 linear_iters: int = 500, pretext_epochs: int = 4) -> ml_collections.ConfigDict:

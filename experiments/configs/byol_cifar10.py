@@ -27,13 +27,9 @@ Variants (the argument after the colon):
     ResNet-18/50 at 800-1000 epochs; not measured here).
 """
 
-import os
-
 import ml_collections
 
-from experiments.configs._common import eval_config
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
@@ -44,22 +40,9 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.method = "byol"
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "folder"  # "folder" (ROOT/SPLIT/CLASS/IMAGE) or "tfds" (by name)
-  c.data.path = os.path.join(SHARED_DATA, "cifar10_subset")
-  c.data.name = "cifar10"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "test"
-  c.data.mean = (0.4914, 0.4822, 0.4465)
-  c.data.std = (0.2470, 0.2435, 0.2616)
+  c.data = data_config("cifar10")
 
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 18 if quick else 50
-  c.model.width = 16 if quick else 64
-  c.model.stem = "cifar"
-  c.model.dtype = "float32"
+  c.model = model_config(depth=18 if quick else 50, width=16 if quick else 64, stem="cifar")
 
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.image_size = 32
@@ -81,19 +64,17 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.method_kwargs.view2_kwargs.blur_p = 0.0 if quick else 0.1
   c.method_kwargs.view2_kwargs.solarize_p = 0.2
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128 if quick else 512
-  c.train.epochs = 14 if quick else 1000
-  c.train.optimizer = "adamw" if quick else "lars"
-  c.train.base_lr = 5e-3 if quick else 0.2
-  c.train.lr_scaling = "none" if quick else "linear"  # linear: lr = base_lr * batch / 256
-  c.train.weight_decay = 1e-4 if quick else 1.5e-6
-  c.train.warmup_epochs = 1 if quick else 10
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 200 if quick else 5000
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 10 if quick else 100
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=128 if quick else 512,
+      epochs=14 if quick else 1000,
+      optimizer="adamw" if quick else "lars",
+      base_lr=5e-3 if quick else 0.2,
+      lr_scaling="none" if quick else "linear",
+      weight_decay=1e-4 if quick else 1.5e-6,
+      warmup_epochs=1 if quick else 10,
+      checkpoint_every=200 if quick else 5000,
+      log_every=10 if quick else 100,
+  )
 
   c.eval = eval_config()
   return c

@@ -19,13 +19,9 @@ Variants (the argument after the colon):
 For ImageNet see context_imagenet.py.
 """
 
-import os
-
 import ml_collections
 
-from experiments.configs._common import eval_config
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
@@ -36,22 +32,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.method = "context"
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "folder"
-  c.data.path = os.path.join(SHARED_DATA, "cifar10_subset" if cifar else "hymenoptera_data")
-  c.data.name = "cifar10" if cifar else "hymenoptera"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "test" if cifar else "val"
-  c.data.mean = (0.4914, 0.4822, 0.4465) if cifar else (0.485, 0.456, 0.406)
-  c.data.std = (0.2470, 0.2435, 0.2616) if cifar else (0.229, 0.224, 0.225)
+  c.data = data_config("cifar10" if cifar else "hymenoptera")
 
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 18
-  c.model.width = 64 if arg == "full" else 16
-  c.model.stem = "cifar" if cifar else "imagenet"
-  c.model.dtype = "float32"
+  c.model = model_config(depth=18, width=64 if arg == "full" else 16, stem="cifar" if cifar else "imagenet")
 
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.patch = 10 if cifar else 96
@@ -66,19 +49,17 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.method_kwargs.eval_size = 32 if cifar else 96
   c.method_kwargs.eval_crop_fraction = 1.0 if cifar else 0.875
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 128 if cifar else (32 if quick else 128)
-  c.train.epochs = 10 if cifar else (60 if quick else 400)
-  c.train.optimizer = "adamw"
-  c.train.base_lr = 2e-3
-  c.train.lr_scaling = "none"
-  c.train.weight_decay = 1e-4
-  c.train.warmup_epochs = 1 if cifar else 4
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 500
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 14 if quick else 50
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=128 if cifar else (32 if quick else 128),
+      epochs=10 if cifar else (60 if quick else 400),
+      optimizer="adamw",
+      base_lr=2e-3,
+      lr_scaling="none",
+      weight_decay=1e-4,
+      warmup_epochs=1 if cifar else 4,
+      checkpoint_every=500,
+      log_every=14 if quick else 50,
+  )
 
   c.eval = eval_config(batch_size=128)
   return c

@@ -13,7 +13,7 @@ by transfer (VOC 2007 detection) and nearest-neighbour patches (written by write
 
 import ml_collections
 
-from experiments.configs._common import eval_config
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
@@ -22,21 +22,8 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = "context"
   c.seed = 0
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "tfds"
-  c.data.path = ml_collections.FieldReference(None, field_type=str)
-  c.data.name = "imagenet2012"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "validation"
-  c.data.mean = (0.485, 0.456, 0.406)
-  c.data.std = (0.229, 0.224, 0.225)
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 50
-  c.model.width = 64
-  c.model.stem = "imagenet"
-  c.model.dtype = "bfloat16"
+  c.data = data_config("imagenet2012")
+  c.model = model_config(depth=50, width=64, stem="imagenet", dtype="bfloat16")
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.patch = 96
   c.method_kwargs.gap = 48
@@ -49,18 +36,16 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.method_kwargs.head_hidden_dims = (4096,)
   c.method_kwargs.eval_size = 224
   c.method_kwargs.eval_crop_fraction = 0.875
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 256
-  c.train.epochs = 100
-  c.train.optimizer = "sgd"
-  c.train.base_lr = 0.1
-  c.train.lr_scaling = "linear"
-  c.train.weight_decay = 5e-4
-  c.train.warmup_epochs = 2
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 5000
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 100
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=256,
+      epochs=100,
+      optimizer="sgd",
+      base_lr=0.1,
+      lr_scaling="linear",
+      weight_decay=5e-4,
+      warmup_epochs=2,
+      checkpoint_every=5000,
+      log_every=100,
+  )
   c.eval = eval_config(baselines=False, per_block=True)
   return c

@@ -27,7 +27,7 @@ Not run here (no accelerator, no ImageNet).
 
 import ml_collections
 
-from experiments.configs._common import eval_config
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 VARIANTS = ("b", "s", "byol")
 
@@ -40,22 +40,9 @@ def get_config(arg: str = "b") -> ml_collections.ConfigDict:
   c.method = {"b": "detcon_b", "s": "detcon_s", "byol": "byol"}[arg]
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "tfds"
-  c.data.path = ml_collections.FieldReference(None, field_type=str)
-  c.data.name = "imagenet2012"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "validation"
-  c.data.mean = (0.485, 0.456, 0.406)
-  c.data.std = (0.229, 0.224, 0.225)
+  c.data = data_config("imagenet2012")
 
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 50
-  c.model.width = 64
-  c.model.stem = "imagenet"
-  c.model.dtype = "bfloat16"
+  c.model = model_config(depth=50, width=64, stem="imagenet", dtype="bfloat16")
 
   k = c.method_kwargs = ml_collections.ConfigDict()
   k.image_size = 224
@@ -92,19 +79,17 @@ def get_config(arg: str = "b") -> ml_collections.ConfigDict:
     k.view2_kwargs.blur_p = 0.1
     k.view2_kwargs.solarize_p = 0.2
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 4096
-  c.train.epochs = 1000
-  c.train.optimizer = "lars"
-  c.train.base_lr = 0.3 if is_s else 0.2
-  c.train.lr_scaling = "linear"
-  c.train.weight_decay = 1e-6 if is_s else 1.5e-6
-  c.train.warmup_epochs = 10
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 5000
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 100
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=4096,
+      epochs=1000,
+      optimizer="lars",
+      base_lr=0.3 if is_s else 0.2,
+      lr_scaling="linear",
+      weight_decay=1e-6 if is_s else 1.5e-6,
+      warmup_epochs=10,
+      checkpoint_every=5000,
+      log_every=100,
+  )
 
   c.eval = eval_config(batch_size=1024, baselines=False)
   return c

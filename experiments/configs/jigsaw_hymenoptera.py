@@ -21,13 +21,9 @@ Variants (the argument after the colon):
 For ImageNet see jigsaw_imagenet.py.
 """
 
-import os
-
 import ml_collections
 
-from experiments.configs._common import eval_config
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
@@ -38,22 +34,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.method = "jigsaw"
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "folder"
-  c.data.path = os.path.join(SHARED_DATA, "hymenoptera_data")
-  c.data.name = "hymenoptera"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "val"
-  c.data.mean = (0.485, 0.456, 0.406)  # unused by jigsaw (per-tile standardization)
-  c.data.std = (0.229, 0.224, 0.225)
+  c.data = data_config("hymenoptera")  # data.mean / std unused: jigsaw standardizes each tile
 
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 18
-  c.model.width = 16 if quick else 64
-  c.model.stem = "imagenet"
-  c.model.dtype = "float32"
+  c.model = model_config(depth=18, width=16 if quick else 64, stem="imagenet")
 
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.num_permutations = 100 if quick else 1000
@@ -70,19 +53,17 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   c.method_kwargs.eval_size = 96
   c.method_kwargs.eval_crop_fraction = 0.875
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 32 if quick else 128
-  c.train.epochs = 40 if quick else 400
-  c.train.optimizer = "adamw"
-  c.train.base_lr = 2e-3
-  c.train.lr_scaling = "none"
-  c.train.weight_decay = 1e-4
-  c.train.warmup_epochs = 4
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 500
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 14 if quick else 50
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=32 if quick else 128,
+      epochs=40 if quick else 400,
+      optimizer="adamw",
+      base_lr=2e-3,
+      lr_scaling="none",
+      weight_decay=1e-4,
+      warmup_epochs=4,
+      checkpoint_every=500,
+      log_every=14 if quick else 50,
+  )
 
   c.eval = eval_config(batch_size=128)
   return c

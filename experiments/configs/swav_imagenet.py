@@ -27,7 +27,7 @@ as the trainer's schedule does for every method; no mixed precision (set
 
 import ml_collections
 
-from experiments.configs._common import eval_config
+from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
 def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
@@ -38,22 +38,9 @@ def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   c.method = "swav"
   c.seed = 0
 
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "tfds"
-  c.data.path = ""
-  c.data.name = "imagenet2012"
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.download = False
-  c.data.train_split = "train"
-  c.data.test_split = "validation"
-  c.data.mean = (0.485, 0.456, 0.406)
-  c.data.std = (0.229, 0.224, 0.225)
+  c.data = data_config("imagenet2012")
 
-  c.model = ml_collections.ConfigDict()
-  c.model.depth = 50
-  c.model.width = 64
-  c.model.stem = "imagenet"
-  c.model.dtype = "float32"
+  c.model = model_config(depth=50, width=64, stem="imagenet")
 
   m = c.method_kwargs = ml_collections.ConfigDict()
   m.crop_sizes = (224, 96)
@@ -77,19 +64,17 @@ def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   m.view_kwargs.gray_p = 0.2
   m.view_kwargs.blur_p = 0.5
 
-  c.train = ml_collections.ConfigDict()
-  c.train.batch_size = 256 if small else 4096
-  c.train.epochs = 400 if small else 800
-  c.train.optimizer = "lars"
-  c.train.base_lr = 0.6 if small else 4.8
-  c.train.lr_scaling = "none"  # the official scripts give the lr at their batch size
-  c.train.weight_decay = 1e-6
-  c.train.warmup_epochs = 0 if small else 10
-  c.train.momentum = 0.9
-  c.train.checkpoint_every = 5000
-  c.train.keep_checkpoints = 3
-  c.train.log_every = 100
-  c.train.max_nonfinite_steps = 10
+  c.train = train_config(
+      batch_size=256 if small else 4096,
+      epochs=400 if small else 800,
+      optimizer="lars",
+      base_lr=0.6 if small else 4.8,
+      lr_scaling="none",
+      weight_decay=1e-6,
+      warmup_epochs=0 if small else 10,
+      checkpoint_every=5000,
+      log_every=100,
+  )
 
   c.eval = eval_config(batch_size=1024, baselines=False, linear_iters=1000)
   return c

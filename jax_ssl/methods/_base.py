@@ -9,6 +9,8 @@ implementations cover what some methods need around the optimizer update:
 * `update_state(params, state, step)` runs after each update: EMA target networks (BYOL,
   DetCon-B, MSN), pushing a queue (SwAV), momentum encoders.
 * `process_grads(grads, step)`: freezing parameters for a while (SwAV's prototypes).
+* `process_updates(updates, step)`: the optimizer's updates before they are applied, e.g.
+  a learning-rate multiplier for one part of the network (BYOL's `predictor_lr_mult`).
 * `project_params(params)`: constraints after each update (SwAV's unit-norm prototypes).
 * `on_epoch_start(...)`: dataset-level work between epochs (DeepCluster, SeLA, SCAN); the
   trainer calls it with a feature extractor when a method defines `needs_epoch_hook = True`.
@@ -80,6 +82,9 @@ class Method(abc.ABC):
   # ----------------------------------------------------------------------- optimizer hooks
   def process_grads(self, grads: PyTree, step: jax.Array) -> PyTree:
     return grads
+
+  def process_updates(self, updates: PyTree, step: jax.Array) -> PyTree:
+    return updates
 
   def project_params(self, params: PyTree) -> PyTree:
     return params

@@ -91,6 +91,7 @@ def make_train_step(method: Method, tx: optax.GradientTransformation, mesh: Mesh
     (loss, (new_state, metrics)), grads = grad_fn(ts.params, ts.state, batch, step_rng, ts.step)
     grads = method.process_grads(grads, ts.step)
     updates, new_opt = tx.update(grads, ts.opt_state, ts.params)
+    updates = method.process_updates(updates, ts.step)
     new_params = method.project_params(optax.apply_updates(ts.params, updates))
     new_state = method.update_state(new_params, new_state, ts.step)
     ok = jnp.isfinite(loss) & _all_finite(grads)

@@ -106,6 +106,23 @@ def test_two_steps_move_online_and_target():
   assert_trees_close(s0.state["target"]["params"], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_predictor_lr_mult_scales_only_the_predictor_update():
+  src = toy_source()
+  tx = optax.adamw(1e-2, weight_decay=1e-2)
+  base = tiny_byol()
+  bs = batches(base, src, 16, 1)
+  init, s1, _ = run_steps(base, tx, bs, jax.devices()[:1], with_initial=True)
+  _, s10, _ = run_steps(tiny_byol(predictor_lr_mult=10.0), tx, bs, jax.devices()[:1], with_initial=True)
+  delta = lambda s: jax.tree.map(lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64), s.params, init)
+  d1, d10 = delta(s1), delta(s10)
+  # The first AdamW update of the predictor (weight decay included) is 10x larger; the rest is untouched.
+  assert_trees_close(d10["predictor"], jax.tree.map(lambda d: 10 * d, d1["predictor"]), rtol=1e-4, atol=1e-7)
+  assert_trees_close(d10["encoder"], d1["encoder"], rtol=0, atol=0)
+  assert max(float(np.abs(x).max()) for x in jax.tree.leaves(d1["predictor"])) > 1e-4
+  with pytest.raises(ValueError, match="predictor_lr_mult"):
+    tiny_byol(predictor_lr_mult=0.0)
+
+
 def test_eight_devices_equal_one_device_with_the_global_batch():
   method, src = tiny_byol(), toy_source()
   tx = optax.sgd(0.1, momentum=0.9)
