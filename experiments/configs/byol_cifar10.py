@@ -18,7 +18,10 @@ Variants (the argument after the colon):
     probe): batch 128 x 14 epochs, lr 5e-3: 33.82 (+7.6); lr 1e-2 x 12 epochs: 31.07; lr
     3e-3 x 13: 32.65; tau_base 0.98 x 14: 33.33; predictor_lr_mult 10 x 13 (Tian et al.
     2021): 33.53; batch 64 x 12 epochs (this recipe): 34.81 (+8.6) with 395 s of training.
-    Measured (this config, full evaluation): see the README's results table.
+    Measured (this config, 2-core CPU alone, 2026-11-24): 768 steps in 387 s (~140 images/s),
+    evaluation 53 s, 7 min 39 s wall in all; kNN top-1 k=20 / k=200 34.81 / 33.04 against
+    26.25 / 27.24 at random init (+8.6), linear 39.43 (random init 33.53); loss 3.59 -> 1.04,
+    projection std 0.067 at the end (1/sqrt(128) = 0.088 for a spread-out embedding).
   full: BYOL's recipe adapted to CIFAR-10 at full scale: ResNet-50 (CIFAR stem), batch 512,
     LARS lr 0.2 x B/256 (BYOL's ImageNet base lr; the paper reports CIFAR only for transfer),
     weight decay 1.5e-6, 10 warm-up epochs, 1000 epochs, tau_base 0.996, projector and
