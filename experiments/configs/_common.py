@@ -42,12 +42,7 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
 
 def model_config(*, depth: int, width: int, stem: str, dtype: str = "float32") -> ml_collections.ConfigDict:
   """The `model` block: a ResNet of `depth` (18/34/50...) with base `width`, "cifar" or "imagenet" stem."""
-  m = ml_collections.ConfigDict()
-  m.depth = depth
-  m.width = width
-  m.stem = stem
-  m.dtype = dtype
-  return m
+  return ml_collections.ConfigDict(dict(depth=depth, width=width, stem=stem, dtype=dtype))
 
 
 def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float, lr_scaling: str,
@@ -58,20 +53,12 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
 
   lr_scaling: "linear" (lr = base_lr * batch / 256) or "none".
   """
-  t = ml_collections.ConfigDict()
-  t.batch_size = batch_size
-  t.epochs = epochs
-  t.optimizer = optimizer
-  t.base_lr = base_lr
-  t.lr_scaling = lr_scaling
-  t.weight_decay = weight_decay
-  t.warmup_epochs = warmup_epochs
-  t.momentum = momentum
-  t.checkpoint_every = checkpoint_every
-  t.keep_checkpoints = keep_checkpoints
-  t.log_every = log_every
-  t.max_nonfinite_steps = max_nonfinite_steps
-  return t
+  return ml_collections.ConfigDict(dict(
+      batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
+      weight_decay=weight_decay, warmup_epochs=warmup_epochs, momentum=momentum,
+      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
+      max_nonfinite_steps=max_nonfinite_steps))
+
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,
                 linear_iters: int = 500, pretext_epochs: int = 4) -> ml_collections.ConfigDict:

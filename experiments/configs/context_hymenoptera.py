@@ -12,7 +12,7 @@ Variants (the argument after the colon):
     python experiments/main.py --config experiments/configs/context_hymenoptera.py:quick --workdir runs/context_quick
     Hardware: 2-core CPU, 1 device. ResNet-18 with the ImageNet stem (7x7/2 + max-pool: a 96 px
     patch becomes 24x24 at the first stage) at width 16, fc6 256, fc7 256, batch 32 pairs,
-    400 epochs of the 244 photos (2,800 steps, ~15 min on a 2-core CPU), AdamW 2e-3.
+    400 epochs of the 244 photos (2,800 steps, 15-19 min on a 2-core CPU), AdamW 2e-3.
     The task learns slowly here and its accuracy is compute-bound (training and held-out
     accuracy equal, both still rising at the end). Held-out pair accuracy on the 153 val
     photos (chance 12.5%, random init 13.87%): 60 epochs 13-16% (lr 6e-4 / 2e-3 / 6e-3, and
