@@ -35,12 +35,16 @@ def _save_config(config, workdir: str):
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def build_backbone(model_cfg) -> models.ResNet:
+def build_backbone(model_cfg):
+  """`config.model.name` ("resnet", "vit", "convnet") with the block's other keys as arguments."""
   dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-  if model_cfg.dtype not in dtypes:
-    raise ValueError(f"config.model.dtype must be one of {sorted(dtypes)}, got {model_cfg.dtype!r}")
-  return models.ResNet(depth=model_cfg.depth, width=model_cfg.width, stem=model_cfg.stem,
-                       dtype=dtypes[model_cfg.dtype])
+  kwargs = model_cfg.to_dict()
+  name = kwargs.pop("name", "resnet")  # run configs saved before backbones had names
+  if "dtype" in kwargs:
+    if kwargs["dtype"] not in dtypes:
+      raise ValueError(f"config.model.dtype must be one of {sorted(dtypes)}, got {kwargs['dtype']!r}")
+    kwargs["dtype"] = dtypes[kwargs["dtype"]]
+  return models.build_backbone(name, **kwargs)
 
 
 def build_method(config) -> methods.Method:
@@ -51,28 +55,48 @@ def build_method(config) -> methods.Method:
                                          std=tuple(config.data.std), **kwargs)
 
 
-def build_sources(data_cfg):
+def build_sources(data_cfg, eval_cfg=None):
+  """(training source, evaluation source).
+
+  With `eval.split = "validation"` a seeded, class-balanced `eval.val_fraction` of the training
+  images is held out (`data.split_validation`): the run pretrains on the rest and is evaluated
+  on the held-out part, so recipes are chosen without looking at the test split.
+  """
   kw = dict(kind=data_cfg.kind, path=data_cfg.path, name=data_cfg.name, data_dir=data_cfg.data_dir,
             download=data_cfg.download)
   train_src = data.load_source(split=data_cfg.train_split, **kw)
+  split = eval_cfg.get("split", "test") if eval_cfg is not None else "test"
+  if split == "validation":
+    return data.split_validation(train_src, fraction=eval_cfg.val_fraction, seed=eval_cfg.val_seed)
+  if split != "test":
+    raise ValueError(f"config.eval.split must be 'test' or 'validation', got {split!r}")
   test_src = data.load_source(split=data_cfg.test_split, class_names=train_src.class_names or None, **kw)
   return train_src, test_src
 
 
 def build_optimizer(train_cfg, num_train: int):
-  """Returns (tx, schedule, total_steps) for the config's epochs over `num_train` examples."""
+  """Returns (tx, schedule, total_steps) for the config's epochs over `num_train` examples.
+
+  `tx` is `mask -> GradientTransformation`: the trainer builds it with the method's
+  weight-decay mask, once per parameter group and phase (`train.method_optimizer`).
+  """
+  if train_cfg.epochs <= 0:
+    raise ValueError(f"config.train.epochs must be positive, got {train_cfg.epochs}")
   spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
   total = int(round(train_cfg.epochs * spe))
   lr = train.scaled_lr(train_cfg.base_lr, train_cfg.batch_size, train_cfg.lr_scaling)
   schedule = train.warmup_cosine(base_lr=lr, total_steps=total, warmup_steps=int(train_cfg.warmup_epochs * spe))
-  tx = train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=train_cfg.weight_decay,
-                            momentum=train_cfg.momentum)
+
+  def tx(mask):
+    return train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=train_cfg.weight_decay,
+                                momentum=train_cfg.momentum, mask=mask)
+
   return tx, schedule, total
 
 
 def run_train(config, workdir: str) -> train.TrainResult:
   method = build_method(config)
-  train_src, _ = build_sources(config.data)
+  train_src, _ = build_sources(config.data, config.eval)
   train_src = method.prepare_source(train_src)  # e.g. DetCon's FH masks (cached)
   tx, schedule, total = build_optimizer(config.train, len(train_src))
   _save_config(config, workdir)
@@ -101,12 +125,12 @@ def run_train(config, workdir: str) -> train.TrainResult:
 def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
   method = build_method(config)
-  train_src, test_src = build_sources(config.data)
+  train_src, test_src = build_sources(config.data, config.eval)
   train_src = method.prepare_source(train_src)  # make_views of the init batch may need it
   mesh = train.make_mesh()
   ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))
   # Restore only params and the method state: the optimizer is not needed to evaluate.
-  init = evaluate._run._init_batch(method, train_src)  # pylint: disable=protected-access
+  init = methods.example_batch(method, train_src)
   params, state = method.init(jax.random.key(0), init)
   target = {"params": params, "state": state}
   restored, _, step = ckpt.restore(target, method.signature(), step=step, partial=True)
@@ -117,7 +141,8 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
                                     linear_iters=config.eval.linear_iters, baselines=config.eval.baselines,
                                     mesh=mesh, per_block=config.eval.get("per_block", False),  # older run configs
                                     pretext_epochs=config.eval.get("pretext_epochs", 4))         # lack these two
-  title = (f"{method.name} step {step}: top-1 % on {test_src.name} ({len(test_src)} images), "
+  title = (f"{method.name} step {step}: top-1 % on {test_src.name} ({len(test_src)} images"
+           f"{', validation split held out of the training images' if config.eval.get('split') == 'validation' else ''}), "
            f"features from {train_src.name} ({len(train_src)} images)")
   table = evaluate.format_report(report, title=title)
   if jax.process_index() == 0:

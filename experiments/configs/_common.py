@@ -41,8 +41,17 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
 
 
 def model_config(*, depth: int, width: int, stem: str, dtype: str = "float32") -> ml_collections.ConfigDict:
-  """The `model` block: a ResNet of `depth` (18/34/50...) with base `width`, "cifar" or "imagenet" stem."""
-  return ml_collections.ConfigDict(dict(depth=depth, width=width, stem=stem, dtype=dtype))
+  """The `model` block: a ResNet of `depth` (18/34/50...) with base `width`, "cifar" or "imagenet" stem.
+
+  `name` picks the backbone (`jax_ssl.models.build_backbone`); the other keys are its arguments.
+  """
+  return ml_collections.ConfigDict(dict(name="resnet", depth=depth, width=width, stem=stem, dtype=dtype))
+
+
+def vit_config(*, variant: str, pool: str = "cls", posemb: str = "sincos2d",
+               dtype: str = "float32") -> ml_collections.ConfigDict:
+  """The `model` block for a ViT: `variant` "Ti/16", "S/16", "B/16", ... (`jax_ssl.models.vit_from_variant`)."""
+  return ml_collections.ConfigDict(dict(name="vit", variant=variant, pool=pool, posemb=posemb, dtype=dtype))
 
 
 def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float, lr_scaling: str,
@@ -61,13 +70,17 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
 
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,
-                linear_iters: int = 500, pretext_epochs: int = 4) -> ml_collections.ConfigDict:
+                linear_iters: int = 500, pretext_epochs: int = 4, split: str = "test",
+                val_fraction: float = 0.1) -> ml_collections.ConfigDict:
   """The frozen-feature evaluation block: kNN (k = 20, 200, temperature 0.07) and linear probe.
 
   baselines: also evaluate the random-init network and pixels (cheap on small data).
   per_block: one kNN row per ResNet stage (RotNet's per-block probes).
   pretext_epochs: passes over the test split to measure a pretext classifier's held-out
     accuracy (RotNet, Context Prediction, Jigsaw; other methods ignore it); 0 skips it.
+  split: "test" (report the test split) or "validation": hold a seeded, class-balanced
+    `val_fraction` of the training images out of pretraining and evaluate on it (choose
+    recipes with --config.eval.split=validation; the test split is only reported).
   """
   e = ml_collections.ConfigDict()
   e.batch_size = batch_size
@@ -78,4 +91,7 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   e.baselines = baselines
   e.per_block = per_block
   e.pretext_epochs = pretext_epochs
+  e.split = split
+  e.val_fraction = val_fraction
+  e.val_seed = 0
   return e

@@ -30,6 +30,9 @@ import ml_collections
 from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
+VARIANTS = ('quick', 'full', 'cifar')
+
+
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   if arg not in ("quick", "full", "cifar"):
     raise ValueError(f"unknown variant {arg!r} of context_hymenoptera; expected 'quick', 'full' or 'cifar'")

@@ -26,6 +26,9 @@ import ml_collections
 from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
+VARIANTS = ('quick', 'full')
+
+
 def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   if arg not in ("quick", "full"):
     raise ValueError(f"unknown variant {arg!r} of jigsaw_hymenoptera; expected 'quick' or 'full'")

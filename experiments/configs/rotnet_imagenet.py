@@ -15,6 +15,9 @@ import ml_collections
 from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
+VARIANTS = ('full',)
+
+
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   if arg != "full":
     raise ValueError(f"unknown variant {arg!r} of rotnet_imagenet; expected 'full'")

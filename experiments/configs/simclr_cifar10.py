@@ -25,13 +25,17 @@ Variants (the argument after the colon):
 
 import ml_collections
 
-from experiments.configs._common import data_config, eval_config, model_config, train_config
+from experiments.configs._common import data_config, eval_config, model_config, train_config, vit_config
+
+
+VARIANTS = ('quick', 'full', 'vit_quick')
 
 
 def get_config(arg: str = "full") -> ml_collections.ConfigDict:
-  if arg not in ("quick", "full"):
-    raise ValueError(f"unknown variant {arg!r} of simclr_cifar10; expected 'quick' or 'full'")
-  quick = arg == "quick"
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown variant {arg!r} of simclr_cifar10; expected 'quick', 'full' or 'vit_quick'")
+  vit = arg == "vit_quick"
+  quick = arg in ("quick", "vit_quick")
   c = ml_collections.ConfigDict()
   c.method = "simclr"
   c.seed = 0
@@ -39,6 +43,12 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   c.data = data_config("cifar10")
 
   c.model = model_config(depth=18 if quick else 50, width=16 if quick else 64, stem="cifar")
+  if vit:
+    # A small ViT for 32 px images: 4 px patches (64 tokens), width 128, 4 blocks, global
+    # average pooling and fixed sin-cos position embeddings (nothing to learn about position
+    # in a few hundred steps).
+    c.model = vit_config(variant="Ti/4", pool="gap", posemb="sincos2d")
+    c.model.width, c.model.depth, c.model.num_heads, c.model.mlp_dim = 128, 4, 4, 512
 
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.image_size = 32
@@ -64,6 +74,11 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
       checkpoint_every=200 if quick else 5000,
       log_every=10 if quick else 100,
   )
+
+  if vit:  # ViTs want a lower lr and a larger (decoupled) weight decay than ResNets
+    c.train.base_lr = 1e-3
+    c.train.weight_decay = 0.05
+    c.train.warmup_epochs = 2
 
   c.eval = eval_config()
   return c

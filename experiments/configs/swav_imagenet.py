@@ -30,6 +30,9 @@ import ml_collections
 from experiments.configs._common import data_config, eval_config, model_config, train_config
 
 
+VARIANTS = ('bs4096', 'bs256')
+
+
 def get_config(arg: str = "bs4096") -> ml_collections.ConfigDict:
   if arg not in ("bs4096", "bs256"):
     raise ValueError(f"unknown variant {arg!r} of swav_imagenet; expected 'bs4096' or 'bs256'")

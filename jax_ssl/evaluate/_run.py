@@ -8,21 +8,19 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
-from jax_ssl.data import _pipeline as pipeline
-from jax_ssl.data._sources import ArraySource
+from jax_ssl import data as pipeline  # the public data API: eval_dataset, train_dataset, steps_per_epoch
+from jax_ssl import parallel
+from jax_ssl.data import ArraySource
 from jax_ssl.evaluate._knn import knn_accuracy
 from jax_ssl.evaluate._linear import linear_probe
-from jax_ssl.methods._base import Method
-from jax_ssl.train._step import (batch_sharding, check_batch_divisible, make_embed_fn, make_mesh, replicated,
-                                 shard_batch)
+from jax_ssl.methods import Method, example_batch
+from jax_ssl.parallel import batch_sharding, make_mesh, replicated, shard_batch
 
 
-def _to_host(x) -> np.ndarray:
-  if jax.process_count() > 1:
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  return np.asarray(jax.device_get(x))
+def make_embed_fn(method: Method, mesh, blocks: bool = False):
+  """Jitted `(params, state, images) -> features` (or per-block dict) with the batch sharded."""
+  return parallel.make_embed_fn(method.embed_blocks if blocks else method.embed, mesh)
 
 
 def extract_features(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
@@ -34,20 +32,9 @@ def extract_features(method: Method, params, state, source: ArraySource, *, batc
   for many calls); built here when not given.
   """
   mesh = mesh or make_mesh()
-  check_batch_divisible(batch_size, mesh, "evaluation batch size")
-  ds, _ = pipeline.eval_dataset(source, method.eval_preprocess, batch_size=batch_size,
-                                process_index=jax.process_index(), process_count=jax.process_count())
   embed = embed or make_embed_fn(method, mesh, blocks=blocks)
-  feats, labels, masks = [], [], []
-  for batch in ds.as_numpy_iterator():
-    g = shard_batch(batch, mesh)
-    feats.append(jax.tree.map(_to_host, embed(params, state, g["image"])))
-    labels.append(_to_host(g["label"]))
-    masks.append(_to_host(g["mask"]))
-  mask = np.concatenate(masks)
-  labels = np.concatenate(labels)[mask]
-  out = jax.tree.map(lambda *xs: np.concatenate(xs)[mask].astype(np.float32), *feats)
-  return out, labels
+  return parallel.extract_features(embed, method.eval_preprocess, params, state, source, batch_size=batch_size,
+                                   mesh=mesh)
 
 
 def pretext_accuracy(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
@@ -164,7 +151,7 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   if per_block:
     report.update(run_blocks(params, state, "pretrained"))
   if baselines:
-    p0, s0 = method.init(jax.random.key(random_init_seed), _init_batch(method, train_source))
+    p0, s0 = method.init(jax.random.key(random_init_seed), example_batch(method, train_source))
     report["random_init"] = run(p0, s0)
     if per_block:
       report.update(run_blocks(p0, s0, "random_init"))
@@ -181,12 +168,6 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
       report["pixels"].update((k, v) for k, v in standardized.items() if k.startswith("linear"))
     report["pixels_std"] = standardized
   return report
-
-
-def _init_batch(method: Method, source: ArraySource):
-  """A tiny training batch (two examples through `make_views`) to initialize a fresh network."""
-  ds = pipeline.train_dataset(source, method.make_views, global_batch=2, seed=0)
-  return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))
 
 
 def format_report(report: dict, *, title: str = "") -> str:

@@ -1,6 +1,7 @@
 """Self-supervised methods: each builds its model, names its views and wires a loss."""
 
-from jax_ssl.methods._base import Method
+from jax_ssl.methods._base import Method, ParamGroup, Phase
+from jax_ssl.methods._common import example_batch, with_dataset_extras
 from jax_ssl.methods.byol import BYOL
 from jax_ssl.methods.detcon import DetConB, DetConS
 from jax_ssl.methods.simclr import SimCLR
@@ -21,5 +22,5 @@ REGISTRY = {
     Jigsaw.name: Jigsaw,
 }
 
-__all__ = ["Method", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw",
-           "REGISTRY"]
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw",
+           "REGISTRY", "example_batch", "with_dataset_extras"]

@@ -7,13 +7,25 @@ checkpoints) and never branches on which method it runs. Hooks with default no-o
 implementations cover what some methods need around the optimizer update:
 
 * `update_state(params, state, step)` runs after each update: EMA target networks (BYOL,
-  DetCon-B, MSN), pushing a queue (SwAV), momentum encoders.
-* `process_grads(grads, step)`: freezing parameters for a while (SwAV's prototypes).
-* `process_updates(updates, step)`: the optimizer's updates before they are applied, e.g.
-  a learning-rate multiplier for one part of the network (BYOL's `predictor_lr_mult`).
+  DetCon-B, MSN), momentum encoders.
 * `project_params(params)`: constraints after each update (SwAV's unit-norm prototypes).
-* `on_epoch_start(...)`: dataset-level work between epochs (DeepCluster, SeLA, SCAN); the
-  trainer calls it with a feature extractor when a method defines `needs_epoch_hook = True`.
+* Optimization is the method's to declare (`jax_ssl.train.method_optimizer` builds it):
+  `param_groups()` names groups with their own learning-rate multiplier, freezing for the
+  first steps or no training at all (`ParamGroup`), `param_labels(params)` assigns every
+  parameter to a group, `decay_mask(params)` says which parameters get weight decay (not
+  biases or norms; not the names in `no_decay_names`, e.g. ViT position embeddings and
+  class / mask tokens). `phases()` splits one train step into several updates, each with
+  its own loss, its own part of the parameters, its own optimizer (`Phase.tx`, or the run's),
+  its own non-finite guard and its own metrics: a generator / discriminator pair updates
+  alternately (each phase sees the previous phase's update) or, with
+  `simultaneous_phases = True`, from the same parameters.
+* `dataset_pass`: dataset-level work (DeepCluster's k-means, SeLA's Sinkhorn labels, SCAN's
+  neighbours). A method that sets `dataset_pass_every = ("epochs", n)` or `("steps", n)`
+  gets, at those boundaries and before the step, the features of the whole training set
+  (`pass_features`, default `embed`) as device-sharded chunks
+  (`jax_ssl.parallel.ShardedFeatures`), and returns its new state; the state is checkpointed
+  with the rest. `dataset_extras(state)` turns it into per-example arrays the input pipeline
+  adds to every example (pseudo-labels), and the pipeline is rebuilt from them.
 * `set_schedule(steps_per_epoch=, total_steps=)`: the trainer tells the method the run's
   length before initializing, for schedules that live in the method (BYOL's EMA decay,
   SwAV's prototype freezing and queue start).
@@ -30,20 +42,73 @@ Everything is a pure function of pytrees so the one train step can `jit` it.
 from __future__ import annotations
 
 import abc
-from typing import Any
+import dataclasses
+from typing import Any, Callable
 
 import jax
+import optax
 
 PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamGroup:
+  """How the optimizer treats one group of parameters (see `Method.param_groups`).
+
+  Attributes:
+    lr_mult: the group's updates are scaled by this (its learning rate, decoupled weight
+      decay included, times `lr_mult`).
+    frozen_steps: the group's gradients are zero for the first `frozen_steps` optimizer
+      updates (SwAV's prototypes during the first epoch).
+    trainable: False: the group is never updated (a frozen pretrained trunk).
+  """
+
+  lr_mult: float = 1.0
+  frozen_steps: int = 0
+  trainable: bool = True
+
+  @property
+  def is_default(self) -> bool:
+    return self.lr_mult == 1.0 and not self.frozen_steps and self.trainable
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One optimizer update of a train step (see `Method.phases`).
+
+  Attributes:
+    name: names the phase's metrics ("generator/loss") and optimizer state.
+    loss: `(params, state, batch, rng, step) -> (loss, (new_state, metrics))` on the *whole*
+      params tree; gradients are taken only with respect to `params[key]`.
+    key: the top-level entry of the params this phase updates; None: all of them.
+    tx: the phase's own optimizer (e.g. DCGAN's Adam(2e-4, b1=0.5)); None: the run's
+      optimizer from the config, built with the method's decay mask.
+  """
+
+  name: str
+  loss: Callable
+  key: str | None = None
+  tx: optax.GradientTransformation | None = None
+
+
+def _path_names(path) -> set:
+  return {str(getattr(k, "key", getattr(k, "name", k))) for k in path}
 
 
 class Method(abc.ABC):
   """Base class. Subclasses set `name` and implement the abstract methods."""
 
   name: str = "method"
-  needs_epoch_hook: bool = False
+  # Parameters (by name, anywhere in their path) that get no weight decay besides biases and
+  # norms: a ViT's position embeddings and class / mask tokens (MAE, DeiT; timm's no_weight_decay).
+  no_decay_names: tuple = ("pos_embedding", "cls_pos_embedding", "cls", "mask_token")
+  # Several phases update from the same parameters (True) or one after the other (False).
+  simultaneous_phases: bool = False
+  # ("epochs", n) or ("steps", n): run `dataset_pass` at those boundaries; None: never.
+  dataset_pass_every: tuple | None = None
   steps_per_epoch: int | None = None  # set by `set_schedule`
   total_steps: int | None = None
+  num_examples: int | None = None
 
   # ----------------------------------------------------------------------- data (tf.data side)
   @abc.abstractmethod
@@ -67,9 +132,12 @@ class Method(abc.ABC):
   def init(self, rng: jax.Array, batch: dict) -> tuple[PyTree, PyTree]:
     """Returns (params, state): trainable parameters and everything else (BN statistics, EMA...)."""
 
-  @abc.abstractmethod
   def loss(self, params: PyTree, state: PyTree, batch: dict, rng: jax.Array, step: jax.Array):
-    """Returns (loss, (new_state, metrics)) for one global batch; metrics are scalars."""
+    """Returns (loss, (new_state, metrics)) for one global batch; metrics are scalars.
+
+    The objective of the default single phase; a method with several `phases` need not define it.
+    """
+    raise NotImplementedError(f"{type(self).__name__} defines neither `loss` nor `phases`")
 
   @abc.abstractmethod
   def embed(self, params: PyTree, state: PyTree, images: jax.Array) -> jax.Array:
@@ -79,18 +147,62 @@ class Method(abc.ABC):
     """Optional per-block features for per-block probes; defaults to the final features."""
     return {"final": self.embed(params, state, images)}
 
-  # ----------------------------------------------------------------------- optimizer hooks
-  def process_grads(self, grads: PyTree, step: jax.Array) -> PyTree:
-    return grads
+  # ----------------------------------------------------------------------- optimization
+  def phases(self) -> tuple:
+    """The updates of one train step, in order; default: one update of every parameter."""
+    return (Phase("default", self.loss),)
 
-  def process_updates(self, updates: PyTree, step: jax.Array) -> PyTree:
-    return updates
+  def param_groups(self) -> dict:
+    """Group name -> `ParamGroup`; every label of `param_labels` must be a key."""
+    return {"default": ParamGroup()}
+
+  def param_labels(self, params: PyTree) -> PyTree:
+    """The group of every leaf of `params` (the tree a phase optimizes: all params, or
+    `params[phase.key]`); default: "default" everywhere."""
+    return jax.tree.map(lambda _: "default", params)
+
+  def decay_mask(self, params: PyTree) -> PyTree:
+    """True for the leaves that get weight decay (and LARS adaptation): kernels, not biases or
+    norms (fewer than two dimensions, as SimCLR / BYOL), nor any name in `no_decay_names`.
+
+    Works on partial trees (optax's `multi_transform` hides other groups' leaves).
+    """
+    skip = set(self.no_decay_names)
+    return jax.tree_util.tree_map_with_path(lambda path, p: p.ndim > 1 and not (_path_names(path) & skip), params)
 
   def project_params(self, params: PyTree) -> PyTree:
     return params
 
   def update_state(self, params: PyTree, state: PyTree, step: jax.Array) -> PyTree:
     return state
+
+  # ----------------------------------------------------------------------- dataset-level passes
+  def pass_features(self, params: PyTree, state: PyTree, images: jax.Array) -> jax.Array:
+    """Features [B, F] a dataset pass sees (inference mode); default `embed`."""
+    return self.embed(params, state, images)
+
+  def dataset_pass(self, params: PyTree, state: PyTree, features, *, step: int) -> PyTree:
+    """Host-side driver of a dataset-level pass: `features` is a `jax_ssl.parallel.ShardedFeatures`
+    of the whole training set (device arrays); returns the new method state (jitted work inside)."""
+    raise NotImplementedError(f"{type(self).__name__} sets dataset_pass_every but has no dataset_pass")
+
+  def dataset_extras(self, state: PyTree, num_examples: int) -> dict:
+    """Host side: per-example arrays (name -> [N, ...] numpy) the pipeline adds to each example
+    (e.g. "pseudo_label"), read from the method state after a dataset pass; `state` is None
+    before initialization (return placeholders of the right shape and dtype). Default none."""
+    del state, num_examples
+    return {}
+
+  def dataset_pass_due(self, step: int) -> bool:
+    """Whether a dataset pass runs before `step` (needs `set_schedule`)."""
+    if self.dataset_pass_every is None:
+      return False
+    unit, n = self.dataset_pass_every
+    if unit not in ("epochs", "steps") or int(n) < 1:
+      raise ValueError(f"dataset_pass_every must be ('epochs', n) or ('steps', n) with n >= 1, "
+                       f"got {self.dataset_pass_every!r}")
+    period = int(n) * (self.steps_per_epoch if unit == "epochs" else 1)
+    return step % period == 0
 
   # ----------------------------------------------------------------------- run hooks
   def prepare_source(self, source):
@@ -100,10 +212,13 @@ class Method(abc.ABC):
     """
     return source
 
-  def set_schedule(self, *, steps_per_epoch: int, total_steps: int) -> None:
-    """Called by the trainer before `init`: the run's length (steps), for in-method schedules."""
+  def set_schedule(self, *, steps_per_epoch: int, total_steps: int, num_examples: int | None = None) -> None:
+    """Called by the trainer before `init`: the run's length (steps), for in-method schedules,
+    and the training set's size (for dataset-level state such as per-example pseudo-labels)."""
     self.steps_per_epoch = int(steps_per_epoch)
     self.total_steps = int(total_steps)
+    if num_examples is not None:
+      self.num_examples = int(num_examples)
 
   def check_metrics(self, metrics: dict) -> str | None:
     """Host side, every log step, with metrics averaged since the last one (floats).

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data._preprocess import center_view
+from jax_ssl import data
+from jax_ssl.data import center_view
 
 
 class BackboneWithHead(nn.Module):
@@ -66,3 +70,20 @@ def split_views(z, n: int):
   return jnp.split(z, n, axis=0)
 
 
+
+
+def with_dataset_extras(method, source, state):
+  """`source` with the per-example arrays of `method.dataset_extras(state, N)` (placeholders
+  when `state` is None) added to its extras; `source` itself for methods without a dataset pass."""
+  extras = method.dataset_extras(state, len(source)) if method.dataset_pass_every else {}
+  return dataclasses.replace(source, extras={**source.extras, **extras}) if extras else source
+
+
+def example_batch(method, source) -> dict:
+  """A tiny training batch (two examples through `method.make_views`) to initialize a network.
+
+  Used to restore a checkpoint (the target's shapes) or to build a random-init baseline.
+  Methods with dataset-level state get the placeholder extras of `dataset_extras(None, N)`.
+  """
+  ds = data.train_dataset(with_dataset_extras(method, source, None), method.make_views, global_batch=2, seed=0)
+  return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))

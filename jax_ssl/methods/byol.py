@@ -28,11 +28,10 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import tensorflow as tf
 
 from jax_ssl import losses
 from jax_ssl.data import ops
-from jax_ssl.methods._base import Method
+from jax_ssl.methods._base import Method, ParamGroup
 from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature
 from jax_ssl.methods._ema import ema_decay, ema_update
 from jax_ssl.models import MLP
@@ -155,11 +154,14 @@ class BYOL(Method):
     del batch
     return losses.byol_loss(p1, t2) + losses.byol_loss(p2, t1)
 
-  def process_updates(self, updates, step):
+  def param_groups(self):
     if self.predictor_lr_mult == 1.0:
-      return updates
-    scaled = jax.tree.map(lambda u: u * self.predictor_lr_mult, updates["predictor"])
-    return dict(updates, predictor=scaled)
+      return super().param_groups()
+    return {"default": ParamGroup(), "predictor": ParamGroup(lr_mult=self.predictor_lr_mult)}
+
+  def param_labels(self, params):
+    return {k: jax.tree.map(lambda _, k=k: "predictor" if k == "predictor" else "default", v)
+            for k, v in params.items()}
 
   def update_state(self, params, state, step):
     tau = ema_decay(step, base=self.tau_base, total_steps=self.total_steps)

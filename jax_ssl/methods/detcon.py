@@ -41,8 +41,8 @@ import numpy as np
 import tensorflow as tf
 
 from jax_ssl import losses
+from jax_ssl import data as fh  # Felzenszwalb-Huttenlocher masks: fh_masks, fh_segment, with_masks
 from jax_ssl.data import DataError, ops
-from jax_ssl.data import _masks as fh
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature, split_views
 from jax_ssl.methods.byol import BYOL, BYOL_VIEW1, BYOL_VIEW2

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jax_ssl import losses
 from jax_ssl.data import ops
-from jax_ssl.data._preprocess import center_view
+from jax_ssl.data import center_view
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import module_signature
 from jax_ssl.methods._pretext import TiledClassifier, nearest_patch_grid

@@ -9,7 +9,7 @@ Assignments", NeurIPS 2020), as the official facebookresearch/swav ``main_swav.p
   BatchNorm sees every crop), then are L2-normalised: ``z [V * B, D]``, crop-major.
 * Prototypes ``C [K, D]``: a bias-free linear layer (``scores = z C^T``), kept unit-norm by
   :meth:`SwAV.project_params` after every update (and at initialisation), and frozen for the
-  first ``freeze_prototypes_epochs`` epochs (:meth:`SwAV.process_grads` zeroes their gradient).
+  first ``freeze_prototypes_epochs`` epochs (their `ParamGroup` zeroes their gradient).
 * Loss: :func:`jax_ssl.losses.swav_loss` (swapped prediction, Eq. 1-3; codes by Sinkhorn-Knopp,
   Sec. 3.1) over the global batch: the train step is ``jax.jit`` over a data-sharded batch,
   so the Sinkhorn sums over rows are global by construction (``axis_name=None``).
@@ -41,7 +41,7 @@ import jax.numpy as jnp
 
 from jax_ssl import losses
 from jax_ssl.data import ops
-from jax_ssl.methods._base import Method
+from jax_ssl.methods._base import Method, ParamGroup
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature, split_views
 from jax_ssl.models import MLP
 
@@ -153,8 +153,8 @@ class SwAV(Method):
     self.queue_start_step = 0
 
   # -- schedule
-  def set_schedule(self, *, steps_per_epoch, total_steps):
-    super().set_schedule(steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+  def set_schedule(self, *, steps_per_epoch, total_steps, num_examples=None):
+    super().set_schedule(steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_examples=num_examples)
     self.freeze_steps = int(round(self.freeze_prototypes_epochs * self.steps_per_epoch))
     self.queue_start_step = int(round(self.queue_start_epoch * self.steps_per_epoch))
 
@@ -224,18 +224,19 @@ class SwAV(Method):
     return self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, images,
                             method=SwAVNet.block_features)
 
-  # -- optimizer hooks
-  def process_grads(self, grads, step):
+  # -- optimization
+  def param_groups(self):
     # Official: `p.grad = None` for the prototypes during the first iterations. Zero gradients
     # leave the direction of every prototype unchanged under SGD/LARS/AdamW: weight decay and
     # momentum built from it are radial (parallel to the prototype) and `project_params`
     # renormalises, so a frozen prototype stays where it is up to float rounding.
     if not self.freeze_steps:
-      return grads
-    frozen = step < self.freeze_steps
-    grads = dict(grads)
-    grads["prototypes"] = jnp.where(frozen, jnp.zeros_like(grads["prototypes"]), grads["prototypes"])
-    return grads
+      return super().param_groups()
+    return {"default": ParamGroup(), "prototypes": ParamGroup(frozen_steps=self.freeze_steps)}
+
+  def param_labels(self, params):
+    return {k: jax.tree.map(lambda _, k=k: "prototypes" if k == "prototypes" else "default", v)
+            for k, v in params.items()}
 
   def project_params(self, params):
     params = dict(params)

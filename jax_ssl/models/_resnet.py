@@ -12,7 +12,7 @@ input the compiler reduces over every device; under `shard_map`/`pmap` pass
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp

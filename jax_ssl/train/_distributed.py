@@ -1,11 +1,10 @@
-"""Multi-process (multi-host) runs with JAX's own runtime: initialization and agreement."""
+"""Multi-process (multi-host) runs with JAX's own runtime: initialization (agreement: `jax_ssl.parallel`)."""
 
 from __future__ import annotations
 
 import os
 
 import jax
-import numpy as np
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -21,12 +20,3 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                              process_id=process_id)
-
-
-def any_process(flag: bool) -> bool:
-  """True on every process if `flag` is True on any of them (a collective: all must call it)."""
-  if jax.process_count() == 1:
-    return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-
-  return bool(np.any(multihost_utils.process_allgather(np.asarray([int(bool(flag))], np.int32))))

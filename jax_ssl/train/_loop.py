@@ -14,14 +14,15 @@ import jax
 import numpy as np
 import optax
 
-from jax_ssl.data import _pipeline as pipeline
-from jax_ssl.data._sources import ArraySource
-from jax_ssl.methods._base import Method
+from jax_ssl import data as pipeline  # the public data API: train_dataset, steps_per_epoch
+from jax_ssl.data import ArraySource
+from jax_ssl.methods import Method, with_dataset_extras
+from jax_ssl.parallel import (any_process, check_batch_divisible, extract_features_sharded, make_embed_fn,
+                              make_mesh, shard_batch)
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
-from jax_ssl.train._distributed import any_process
-from jax_ssl.train._step import (TrainState, check_batch_divisible, init_train_state, make_mesh,
-                                 make_train_step, shard_batch)
+from jax_ssl.train._optim import method_optimizer
+from jax_ssl.train._step import TrainState, init_train_state, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
           tx: optax.GradientTransformation, schedule=None, seed: int = 0, checkpoint_every: int = 500,
           keep_checkpoints: int = 3, log_every: int = 20, max_nonfinite_steps: int = 10,
           meta: dict | None = None, progress: bool = True, mesh=None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, sync_every: int | None = None) -> TrainResult:
   """Pretrains `method` on `source`, resuming automatically from `workdir/checkpoints`.
 
   Args:
@@ -93,6 +94,18 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     meta: JSON-serializable run description stored with every checkpoint (the config).
     stop_after: stop (with a checkpoint) once this step is reached, as if preempted; for tests
       and for splitting a run into chunks.
+    sync_every: with several processes, a stop signal received by any of them is agreed on
+      every `sync_every` steps (default `log_every`; one small all-gather then, none in
+      between), and all stop at that same step.
+    tx: the run's optimizer (a `GradientTransformation`, or `mask -> tx`), made into the
+      method's per-phase, per-group optimizers by `method_optimizer`.
+
+  Methods with `dataset_pass_every` get `dataset_pass` at those boundaries, before the step:
+  the features of the whole `source` are extracted with the current parameters, sharded over
+  every device and process, and the method's new state is checkpointed with the rest. A
+  checkpoint taken at a boundary holds the state before that boundary's pass, so a resumed
+  run redoes it (from the same parameters: the same result) and sees exactly the batches of
+  an uninterrupted run; the pipeline is rebuilt from `dataset_extras` after every pass.
   """
   # Signals are caught from the start (data loading and compilation can take minutes); they
   # take effect at the first step boundary.
@@ -107,11 +120,34 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     meta = {"signature": signature, "run": meta or {}}
     rng = jax.random.key(seed)
     init_rng, step_rng = jax.random.split(rng)
-    method.set_schedule(steps_per_epoch=pipeline.steps_per_epoch(len(source), global_batch), total_steps=total_steps)
+    method.set_schedule(steps_per_epoch=pipeline.steps_per_epoch(len(source), global_batch), total_steps=total_steps,
+                        num_examples=len(source))
+    tx = method_optimizer(method, tx)
+    sync_every = max(1, int(sync_every or log_every))
+
+    with_extras = lambda method_state: with_dataset_extras(method, source, method_state)
+
+    def make_batches(start, method_state):
+      ds = pipeline.train_dataset(with_extras(method_state), method.make_views, global_batch=global_batch,
+                                  seed=seed, start_step=start, process_index=pindex, process_count=pcount)
+      return _prefetch_to_device(ds.as_numpy_iterator(), mesh)
+
+    pass_embed = make_embed_fn(method.pass_features, mesh) if method.dataset_pass_every else None
+
+    def maybe_dataset_pass(ts, step):
+      if pass_embed is None or not method.dataset_pass_due(step):
+        return ts, False
+      t0 = time.perf_counter()
+      feats = extract_features_sharded(pass_embed, method.eval_preprocess, ts.params, ts.state, source,
+                                       batch_size=global_batch, mesh=mesh)
+      ts = ts.replace(state=method.dataset_pass(ts.params, ts.state, feats, step=step))
+      if is_chief:
+        log.info("dataset pass at step %d: %d examples in %.1fs", step, len(source), time.perf_counter() - t0)
+      return ts, True
 
     # Shapes for initialization come from the first batch of the run.
-    first = next(iter(pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
-                                             process_index=pindex, process_count=pcount).take(1)
+    first = next(iter(pipeline.train_dataset(with_extras(None), method.make_views, global_batch=global_batch,
+                                             seed=seed, process_index=pindex, process_count=pcount).take(1)
                       .as_numpy_iterator()))
     state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh)
     start_step = 0
@@ -134,9 +170,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       mlog.truncate_metrics(workdir, start_step)
 
     train_step = make_train_step(method, tx, mesh, schedule)
-    ds = pipeline.train_dataset(source, method.make_views, global_batch=global_batch, seed=seed,
-                                start_step=start_step, process_index=pindex, process_count=pcount)
-    batches = _prefetch_to_device(ds.as_numpy_iterator(), mesh)
+    state, _ = maybe_dataset_pass(state, start_step)
+    batches = make_batches(start_step, state.state)
     end_step = total_steps if stop_after is None else min(stop_after, total_steps)
 
     bar = None
@@ -197,11 +232,19 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
               f"(limit max_nonfinite_steps={max_nonfinite_steps}); their updates were not applied. {where}. "
               "Lower the learning rate, add gradient clipping or check the data.")
       ckpt.save(step, state, meta)
-      # Every process must leave the loop at the same step (the next step is a collective),
-      # so a signal received by any process stops all of them here.
-      if any_process(flag.signum is not None) if pcount > 1 else flag.signum is not None:
+      # Every process must leave the loop at the same step (the next step is a collective), so
+      # a signal received by any process stops all of them at the next agreement step.
+      if pcount == 1:
+        stop = flag.signum is not None
+      else:
+        stop = (step % sync_every == 0 or step == end_step) and any_process(flag.signum is not None)
+      if stop:
         preempted = True
         break
+      if step < end_step:
+        state, passed = maybe_dataset_pass(state, step)
+        if passed:
+          batches = make_batches(step, state.state)
     if step == total_steps or preempted or step == end_step:
       ckpt.save(step, state, meta, force=True)
     ckpt.wait()

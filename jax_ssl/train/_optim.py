@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -36,22 +39,91 @@ def scaled_lr(base_lr: float, batch_size: int, scaling: str) -> float:
 
 def make_optimizer(name: str, schedule, *, weight_decay: float = 0.0, momentum: float = 0.9,
                    b1: float = 0.9, b2: float = 0.999, trust_coefficient: float = 0.001,
-                   grad_clip_norm: float | None = None) -> optax.GradientTransformation:
+                   grad_clip_norm: float | None = None, mask=decay_mask) -> optax.GradientTransformation:
   """Builds "sgd", "adamw" or "lars"; weight decay (and LARS trust ratios) skip biases/norms.
 
   SGD and LARS use coupled weight decay (added to the gradient, as the SimCLR/BYOL code);
-  AdamW uses decoupled decay.
+  AdamW uses decoupled decay. `mask`: a tree or callable of which leaves get decay
+  (default `decay_mask`; a method's `Method.decay_mask` adds its own exclusions).
   """
   if name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(weight_decay, mask=decay_mask),
+    tx = optax.chain(optax.add_decayed_weights(weight_decay, mask=mask),
                      optax.sgd(schedule, momentum=momentum, nesterov=False))
   elif name == "adamw":
-    tx = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay, mask=decay_mask)
+    tx = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay, mask=mask)
   elif name == "lars":
-    tx = optax.lars(schedule, weight_decay=weight_decay, weight_decay_mask=decay_mask,
-                    trust_coefficient=trust_coefficient, trust_ratio_mask=decay_mask, momentum=momentum)
+    tx = optax.lars(schedule, weight_decay=weight_decay, weight_decay_mask=mask,
+                    trust_coefficient=trust_coefficient, trust_ratio_mask=mask, momentum=momentum)
   else:
     raise ValueError(f"unknown optimizer {name!r}; expected 'sgd', 'adamw' or 'lars'")
   if grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
   return tx
+
+
+class GroupedState(NamedTuple):
+  count: jax.Array  # optimizer updates applied so far (for `ParamGroup.frozen_steps`)
+  inner: optax.OptState
+
+
+def grouped(tx: optax.GradientTransformation, groups: dict, labels) -> optax.GradientTransformation:
+  """One optimizer `tx` over all parameters, with per-group freezing and learning-rate multipliers.
+
+  Gradients of a group in its first `frozen_steps` updates are zeroed *before* `tx` (as the
+  official SwAV code's `p.grad = None`), and the updates of a group are multiplied by its
+  `lr_mult` (zero for `trainable=False`) *after* `tx`, so one optimizer state serves every
+  group and a default group is bitwise the plain optimizer. `labels`: a callable params ->
+  tree of group names.
+  """
+  def check(names):
+    unknown = sorted(set(names) - set(groups))
+    if unknown:
+      raise ValueError(f"param_labels names groups {unknown} that param_groups does not declare: {sorted(groups)}")
+
+  def init(params):
+    check(jax.tree.leaves(labels(params)))
+    return GroupedState(jnp.zeros((), jnp.int32), tx.init(params))
+
+  def update(updates, state, params=None):
+    names = labels(updates)
+    check(jax.tree.leaves(names))
+
+    def freeze(g, name):
+      steps = groups[name].frozen_steps
+      return jnp.where(state.count < steps, jnp.zeros_like(g), g) if steps else g
+
+    def scale(u, name):
+      group = groups[name]
+      if not group.trainable:
+        return jnp.zeros_like(u)
+      return u * group.lr_mult if group.lr_mult != 1.0 else u
+
+    updates = jax.tree.map(freeze, updates, names)
+    updates, inner = tx.update(updates, state.inner, params)
+    return jax.tree.map(scale, updates, names), GroupedState(state.count + 1, inner)
+
+  return optax.GradientTransformation(init, update)
+
+
+def method_optimizer(method, base) -> dict:
+  """The optimizers of a method's phases: `{phase name: GradientTransformation}`.
+
+  Args:
+    method: a `jax_ssl.methods.Method` (after `set_schedule`: groups may depend on the run's length).
+    base: the run's optimizer: a `GradientTransformation`, or a callable `mask -> tx` (built
+      with the method's `decay_mask`), or an already built dict (returned as is).
+
+  A phase's own `tx` replaces `base`. Parameter groups other than one default group wrap the
+  phase's optimizer with `grouped` (freezing and learning-rate multipliers per group).
+  """
+  if isinstance(base, dict):
+    return base
+  groups = method.param_groups()
+  trivial = set(groups) == {"default"} and groups["default"].is_default
+  out = {}
+  for phase in method.phases():
+    tx = phase.tx
+    if tx is None:
+      tx = base if isinstance(base, optax.GradientTransformation) else base(method.decay_mask)
+    out[phase.name] = tx if trivial else grouped(tx, groups, method.param_labels)
+  return out

@@ -1,11 +1,14 @@
-"""Train state, device mesh and the one jitted train step shared by every method.
+"""Train state and the one jitted train step shared by every method.
 
-Data parallelism uses `jax.jit` with explicit shardings: the batch is split along the mesh's
-data axis and the state is replicated. Every cross-example reduction in a method (BatchNorm
-statistics, contrastive negatives, Sinkhorn sums) is therefore computed over the *global*
-batch by the compiler, so a step on 8 devices equals a step on one device holding the same
-global batch; the tests check it. The same step runs across hosts: each process passes its
-local slice and `jax.make_array_from_process_local_data` assembles the global array.
+Data parallelism uses `jax.jit` with explicit shardings (`jax_ssl.parallel`): the batch is
+split along the mesh's data axis and the state is replicated. Every cross-example reduction
+in a method (BatchNorm statistics, contrastive negatives, Sinkhorn sums) is therefore computed
+over the *global* batch by the compiler, so a step on 8 devices equals a step on one device
+holding the same global batch; the contract suite checks it for every method.
+
+A step runs the method's phases (`Method.phases`): one update for most methods, several for
+methods with several networks (generator / discriminator), each with its own optimizer, its
+own non-finite guard and its own metrics.
 """
 
 from __future__ import annotations
@@ -15,58 +18,44 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jax_ssl.methods._base import Method
-
-DATA_AXIS = "data"
+from jax_ssl.methods import Method
+from jax_ssl.parallel import batch_sharding, replicated
+from jax_ssl.parallel import make_embed_fn as _parallel_embed_fn
+from jax_ssl.train._optim import method_optimizer
 
 
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array
   params: Any
-  opt_state: Any
-  state: Any  # the method's non-trainable state: BN statistics, EMA targets, queues...
-  skipped: jax.Array  # steps whose update was refused because loss or gradients were not finite
+  opt_state: Any  # the optimizer's state; {phase name: state} for methods with several phases
+  state: Any  # the method's non-trainable state: BN statistics, EMA targets, queues, dataset state...
+  skipped: jax.Array  # steps with an update refused because a loss or gradients were not finite
 
 
-def make_mesh(devices=None) -> Mesh:
-  devices = np.asarray(jax.devices() if devices is None else devices)
-  return Mesh(devices.reshape(-1), (DATA_AXIS,))
+def _phase_params(params, phase):
+  return params if phase.key is None else params[phase.key]
 
 
-def check_batch_divisible(global_batch: int, mesh: Mesh, what: str = "batch size"):
-  n = mesh.devices.size
-  if global_batch % n:
-    raise ValueError(f"{what} {global_batch} is not divisible by the {n} devices; "
-                     f"use a multiple of {n}")
+def _with_phase_params(params, phase, sub):
+  return sub if phase.key is None else {**params, phase.key: sub}
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(DATA_AXIS))
+def init_train_state(method: Method, tx, rng: jax.Array, batch: dict, mesh) -> TrainState:
+  """Initializes parameters from a (global, sharded or not) example batch, replicated on `mesh`.
 
-
-def replicated(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())
-
-
-def shard_batch(batch: dict, mesh: Mesh) -> dict:
-  """This process's slice of a global batch (numpy) -> globally sharded jax arrays."""
-  sharding = batch_sharding(mesh)
-  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
-
-
-def init_train_state(method: Method, tx: optax.GradientTransformation, rng: jax.Array, batch: dict,
-                     mesh: Mesh) -> TrainState:
-  """Initializes parameters from a (global, sharded or not) example batch, replicated on `mesh`."""
+  `tx`: the run's optimizer (see `method_optimizer`), resolved into one per phase.
+  """
+  txs, phases = method_optimizer(method, tx), method.phases()
 
   def init(rng, batch):
     params, state = method.init(rng, batch)
     params = method.project_params(params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+    opt = {p.name: txs[p.name].init(_phase_params(params, p)) for p in phases}
+    opt = opt[phases[0].name] if len(phases) == 1 else opt
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt,
                       state=state, skipped=jnp.zeros((), jnp.int32))
 
   return jax.jit(init, out_shardings=replicated(mesh))(rng, batch)
@@ -77,42 +66,69 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def make_train_step(method: Method, tx: optax.GradientTransformation, mesh: Mesh, schedule=None):
+def _keep(ok, new, old):
+  return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def make_train_step(method: Method, tx, mesh, schedule=None):
   """Returns the jitted `(state, batch, rng) -> (state, metrics)`; the state buffers are donated.
 
-  The per-step key is `fold_in(rng, step)`, so randomness depends only on (seed, step). A step
-  whose loss or gradients are not finite leaves parameters, optimizer and method state
-  unchanged and increments `skipped` (metric "nonfinite" = 1).
+  The per-step key is `fold_in(rng, step)` (phase i > 0 folds in i as well), so randomness
+  depends only on (seed, step). A phase whose loss or gradients are not finite leaves its
+  parameters, its optimizer state and the method state unchanged; `skipped` counts the steps
+  where any phase was refused (metric "nonfinite" = 1). With one phase the metrics are the
+  method's plus "loss", "grad_norm", "nonfinite"; with several they are prefixed by the phase
+  name ("generator/loss") and "loss" is the sum of the phases' losses.
   """
+  txs, phases = method_optimizer(method, tx), method.phases()
+  single = len(phases) == 1
 
   def step_fn(ts: TrainState, batch: dict, rng: jax.Array):
     step_rng = jax.random.fold_in(rng, ts.step)
-    grad_fn = jax.value_and_grad(method.loss, has_aux=True)
-    (loss, (new_state, metrics)), grads = grad_fn(ts.params, ts.state, batch, step_rng, ts.step)
-    grads = method.process_grads(grads, ts.step)
-    updates, new_opt = tx.update(grads, ts.opt_state, ts.params)
-    updates = method.process_updates(updates, ts.step)
-    new_params = method.project_params(optax.apply_updates(ts.params, updates))
-    new_state = method.update_state(new_params, new_state, ts.step)
-    ok = jnp.isfinite(loss) & _all_finite(grads)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-    metrics = dict(metrics)
-    metrics["loss"] = loss
-    metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["nonfinite"] = 1 - ok.astype(jnp.int32)
+    params, state = ts.params, ts.state
+    opt_states = {phases[0].name: ts.opt_state} if single else dict(ts.opt_state)
+    start = ts.params
+    metrics, any_ok, all_ok, total = {}, jnp.array(False), jnp.array(True), 0.0
+    for i, phase in enumerate(phases):
+      seen = start if method.simultaneous_phases else params
+      phase_rng = step_rng if i == 0 else jax.random.fold_in(step_rng, i)
+
+      def loss_fn(sub, seen=seen, phase=phase, phase_rng=phase_rng):
+        return phase.loss(_with_phase_params(seen, phase, sub), state, batch, phase_rng, ts.step)
+
+      sub = _phase_params(params, phase)
+      (loss, (new_state, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(_phase_params(seen, phase))
+      updates, new_opt = txs[phase.name].update(grads, opt_states[phase.name], sub)
+      ok = jnp.isfinite(loss) & _all_finite(grads)
+      if single:  # the projection and the state update below are guarded together with the step
+        new_sub = optax.apply_updates(sub, updates)
+      else:
+        new_sub = _keep(ok, optax.apply_updates(sub, updates), sub)
+        new_state = _keep(ok, new_state, state)
+      params = _with_phase_params(params, phase, new_sub)
+      state = new_state
+      opt_states[phase.name] = _keep(ok, new_opt, opt_states[phase.name])
+      any_ok, all_ok, total = any_ok | ok, all_ok & ok, total + loss
+      m = dict(m, loss=loss, grad_norm=optax.global_norm(grads), nonfinite=1 - ok.astype(jnp.int32))
+      metrics.update(m if single else {f"{phase.name}/{k}": v for k, v in m.items()})
+    new_params = method.project_params(params)
+    new_state = method.update_state(new_params, state, ts.step)
+    new_params = _keep(any_ok, new_params, ts.params)
+    new_state = _keep(any_ok, new_state, ts.state)
+    if not single:
+      metrics["loss"] = total
+      metrics["nonfinite"] = 1 - all_ok.astype(jnp.int32)
     if schedule is not None:
       metrics["lr"] = schedule(ts.step)
-    new_ts = TrainState(step=ts.step + 1, params=keep(new_params, ts.params),
-                        opt_state=keep(new_opt, ts.opt_state), state=keep(new_state, ts.state),
-                        skipped=ts.skipped + (1 - ok.astype(jnp.int32)))
+    new_ts = TrainState(step=ts.step + 1, params=new_params,
+                        opt_state=opt_states[phases[0].name] if single else opt_states, state=new_state,
+                        skipped=ts.skipped + (1 - all_ok.astype(jnp.int32)))
     return new_ts, metrics
 
   rep, data = replicated(mesh), batch_sharding(mesh)
   return jax.jit(step_fn, in_shardings=(rep, data, rep), out_shardings=(rep, rep), donate_argnums=0)
 
 
-def make_embed_fn(method: Method, mesh: Mesh, blocks: bool = False):
+def make_embed_fn(method: Method, mesh, blocks: bool = False):
   """Jitted `(params, state, images) -> features` with the batch sharded over `mesh`."""
-  fn = method.embed_blocks if blocks else method.embed
-  rep, data = replicated(mesh), batch_sharding(mesh)
-  return jax.jit(fn, in_shardings=(rep, rep, data), out_shardings=data)
+  return _parallel_embed_fn(method.embed_blocks if blocks else method.embed, mesh)

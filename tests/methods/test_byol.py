@@ -123,18 +123,6 @@ def test_predictor_lr_mult_scales_only_the_predictor_update():
     tiny_byol(predictor_lr_mult=0.0)
 
 
-def test_eight_devices_equal_one_device_with_the_global_batch():
-  method, src = tiny_byol(), toy_source()
-  tx = optax.sgd(0.1, momentum=0.9)
-  bs = batches(method, src, 16, 2)
-  s8, m8 = run_steps(method, tx, bs, jax.devices())
-  s1, m1 = run_steps(method, tx, bs, jax.devices()[:1])
-  assert jax.device_count() == 8
-  assert_trees_close(s8.params, s1.params)
-  assert_trees_close(s8.state, s1.state)
-  np.testing.assert_allclose(m8[-1]["loss"], m1[-1]["loss"], rtol=1e-5)
-
-
 @pytest.mark.slow
 def test_short_real_data_run_learns():
   from tests.methods._steps import cifar_subset, short_real_run

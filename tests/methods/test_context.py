@@ -63,10 +63,6 @@ def test_two_steps_embeddings_and_nearest_patch_png(tmp_path):
   assert png.shape == (6 * 10, 8 * 10 + 4, 3) and png.std() > 0
 
 
-def test_eight_devices_equal_one_device():
-  _util.assert_eight_devices_equal_one(tiny(), toy_source(), global_batch=16)
-
-
 @pytest.mark.slow
 def test_learns_relative_positions_on_real_cifar():
   src = data.load_image_folder(CIFAR, "train")

@@ -99,7 +99,6 @@ def test_detcon_b_loss_targets_get_no_gradient_and_ema(source):
   assert_trees_close(new["target"]["params"], expected_t, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("cls", [DetConS, DetConB])
 def test_eight_devices_equal_one_device_with_the_global_batch(cls, source):
   method = tiny(cls)
   src = _prepared(method, source)

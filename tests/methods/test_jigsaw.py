@@ -48,10 +48,6 @@ def test_two_steps_embeddings_and_nearest_tile_png(tmp_path):
   assert os.path.exists(path)
 
 
-def test_eight_devices_equal_one_device():
-  _util.assert_eight_devices_equal_one(tiny(), toy_source(), global_batch=16)
-
-
 @pytest.mark.slow
 def test_learns_permutations_on_real_cifar():
   src = data.load_image_folder(CIFAR, "train")

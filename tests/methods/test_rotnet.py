@@ -72,10 +72,6 @@ def test_two_steps_and_embeddings():
   assert blocks["stage2"].shape == (4, 8)
 
 
-def test_eight_devices_equal_one_device():
-  _util.assert_eight_devices_equal_one(tiny(), toy_source(), global_batch=16)
-
-
 def test_per_block_report_rows():
   method, src = tiny(), toy_source(n=32)
   params, state = method.init(jax.random.key(0), _util.batches(method, src, 2, 1)[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from jax_ssl.data import ops as _ops  # the base ops (this module is imported at the end of ops/__init__)
+from jax_ssl.data.ops import _base as _ops
 
 
 def grid_mask(height, width, grid: int) -> tf.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-from jax_ssl.data import ops as _ops
+from jax_ssl.data.ops import _base as _ops
 
 
 def multicrop_spec(sizes: Sequence[int], counts: Sequence[int],

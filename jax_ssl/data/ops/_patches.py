@@ -28,7 +28,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.losses._pretext import CONTEXT_OFFSETS
+from jax_ssl.losses import CONTEXT_OFFSETS
 
 __all__ = [
     "rotations", "pad_and_crop",

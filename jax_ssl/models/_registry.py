@@ -1,0 +1,75 @@
+"""Backbones by name, so that a config names its trunk and the code below it stays config-free.
+
+Every registered backbone has the `ResNet` call interface: `module(x, *, train, return_map=False,
+return_blocks=False)` with images [N, H, W, C] -> pooled features [N, module.num_features] float32.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jax_ssl.models._convnet import ConvNet
+from jax_ssl.models._resnet import ResNet
+from jax_ssl.models._vit import ViT, vit_from_variant
+
+
+def _dtype(dtype):
+  # Configs may spell dtypes as strings ("bfloat16").
+  return jnp.dtype(dtype)
+
+
+def _resnet(*, depth: int = 18, width: int = 64, stem: str = "cifar", bn_axis_name: Any = None,
+            dtype: Any = jnp.float32) -> ResNet:
+  return ResNet(depth=depth, width=width, stem=stem, bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
+
+
+def _vit(*, variant: str | None = None, width: int | None = None, depth: int | None = None,
+         num_heads: int | None = None, mlp_dim: int | None = None, patch_size: int | None = None,
+         pool: str = "cls", posemb: str = "learn", dropout: float = 0.0, dtype: Any = jnp.float32) -> ViT:
+  """`variant` ("S/16") sets the size; explicit sizes override it (unset ones keep `ViT`'s defaults)."""
+  sizes = dict(width=width, depth=depth, num_heads=num_heads, mlp_dim=mlp_dim, patch_size=patch_size)
+  kw = dict({k: v for k, v in sizes.items() if v is not None},
+            pool=pool, posemb=posemb, dropout=dropout, dtype=_dtype(dtype))
+  return vit_from_variant(variant, **kw) if variant is not None else ViT(**kw)
+
+
+def _convnet(*, widths=(8, 8), bn_axis_name: Any = None, dtype: Any = jnp.float32) -> ConvNet:
+  return ConvNet(widths=tuple(int(w) for w in widths), bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "resnet": _resnet,
+    "vit": _vit,
+    "convnet": _convnet,
+}
+
+
+def build_backbone(name: str, **kwargs) -> nn.Module:
+  """The backbone registered as `name` ("resnet", "vit" or "convnet"), built from keyword arguments.
+
+  resnet: depth, width, stem, bn_axis_name, dtype (`ResNet`). vit: variant (e.g. "S/16") and/or
+  width, depth, num_heads, mlp_dim, patch_size; pool, posemb, dropout, dtype (`ViT`). convnet: widths,
+  bn_axis_name, dtype (`ConvNet`). `dtype` may be a string.
+
+  Raises:
+    ValueError: for an unknown name (the message lists the registered ones) or a keyword the builder
+      does not take (the message names it and the accepted ones).
+
+  >>> build_backbone("vit", variant="S/16").width
+  384
+  >>> build_backbone("convnet", widths=[4, 4]).num_features
+  4
+  """
+  if name not in BACKBONES:
+    raise ValueError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
+  builder = BACKBONES[name]
+  accepted = list(inspect.signature(builder).parameters)
+  unknown = sorted(set(kwargs) - set(accepted))
+  if unknown:
+    raise ValueError(f"backbone {name!r} got unknown argument(s) {', '.join(map(repr, unknown))}; "
+                     f"accepted: {', '.join(accepted)}")
+  return builder(**kwargs)

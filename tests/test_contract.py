@@ -1,0 +1,138 @@
+"""The contract every registered method and every config variant keeps (STYLE rule 16).
+
+For every config file x variant: the config builds its method, backbone and optimizer. For
+every registered method (a tiny instance made from its quick config, with a tiny backbone):
+two finite train steps, 8 simulated devices equal 1 device holding the global batch (values
+and the state after the updates), a checkpoint round trip restores an identical state, and
+the evaluation runs. A method registered later is covered as soon as it is in `CONTRACT`
+(the first test fails until it is).
+"""
+
+import importlib
+import os
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from experiments import runner
+from jax_ssl import evaluate, methods, models, parallel, train
+from tests.helpers import assert_trees_close, batches, run_steps, toy_source
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
+CONFIG_NAMES = sorted(f[:-3] for f in os.listdir(CONFIGS) if f.endswith(".py") and not f.startswith("_"))
+
+# method -> (config, variant, method_kwargs overrides that shrink it, toy image side)
+_SMALL = dict(proj_hidden_dims=(16,), proj_dim=8)
+CONTRACT = {
+    "simclr": ("simclr_cifar10", "quick", dict(_SMALL, image_size=16), 16),
+    "swav": ("swav_cifar10", "quick", dict(_SMALL, crop_sizes=(16, 8), num_prototypes=12, queue_length=16,
+                                           queue_start_epoch=0, freeze_prototypes_epochs=0.5), 16),
+    "byol": ("byol_cifar10", "quick", dict(_SMALL, image_size=16, pred_hidden_dims=(16,)), 16),
+    "detcon_s": ("detcon_cifar10", "s_quick", dict(_SMALL, image_size=16, grid_size=2, num_samples=4), 16),
+    "detcon_b": ("detcon_cifar10", "b_quick", dict(_SMALL, image_size=16, grid_size=2, num_samples=4,
+                                                   pred_hidden_dims=(16,)), 16),
+    "rotnet": ("rotnet_cifar10", "quick", dict(image_size=16, pad_crop=2), 16),
+    "context": ("context_hymenoptera", "cifar", dict(embed_dim=16, head_hidden_dims=(16,)), 32),
+    "jigsaw": ("jigsaw_hymenoptera", "quick", dict(resize=72, crop=63, tile=18, embed_dim=16, head_hidden_dims=(16,),
+                                                   num_permutations=10, eval_size=32), 80),
+}
+BATCH = 16
+
+
+def _config(name, variant):
+  return importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+
+
+# ------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize("name,variant", [(n, v) for n in CONFIG_NAMES
+                                          for v in importlib.import_module(f"experiments.configs.{n}").VARIANTS])
+def test_every_config_variant_builds(name, variant):
+  config = _config(name, variant)
+  method = runner.build_method(config)
+  assert method.name == config.method
+  json_sig = method.signature()
+  assert json_sig["method"] == config.method
+  assert config.train.batch_size % 8 == 0 and config.eval.batch_size % 8 == 0  # runs on 8 devices
+  tx, schedule, total = runner.build_optimizer(config.train, num_train=50 * config.train.batch_size)
+  assert total == round(config.train.epochs * 50) and callable(tx)
+  with pytest.raises(ValueError, match="unknown variant"):
+    _config(name, "no_such_variant")
+
+
+def test_every_registered_method_is_in_the_contract():
+  assert set(CONTRACT) == set(methods.REGISTRY)
+
+
+# ------------------------------------------------------------------------------------ methods
+def _tiny(name, tmp):
+  cfg_name, variant, over, size = CONTRACT[name]
+  config = _config(cfg_name, variant)
+  kwargs = {**config.method_kwargs.to_dict(), **over}
+  if "mask_cache_dir" in kwargs:
+    kwargs["mask_cache_dir"] = str(tmp)
+  method = methods.REGISTRY[config.method](backbone=models.build_backbone("convnet", widths=(8, 8)),
+                                           mean=tuple(config.data.mean), std=tuple(config.data.std), **kwargs)
+  src = toy_source(n=2 * BATCH, size=size)
+  method.set_schedule(steps_per_epoch=2, total_steps=4, num_examples=len(src))
+  return method, method.prepare_source(src)
+
+
+@pytest.fixture(scope="module", params=sorted(CONTRACT))
+def ran(request, tmp_path_factory):
+  """Two steps of each method on 1 and on 8 devices (compiled once per method for all tests)."""
+  method, src = _tiny(request.param, tmp_path_factory.mktemp("masks"))
+  bs = batches(method, src, BATCH, 2)
+  tx = optax.sgd(0.1, momentum=0.9)
+  p0, s1, m1 = run_steps(method, tx, bs, jax.devices()[:1], with_initial=True)
+  s8, m8 = run_steps(method, tx, bs, jax.devices())
+  return dict(name=request.param, method=method, src=src, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
+
+
+def test_two_finite_steps_that_change_the_parameters(ran):
+  for m in ran["m1"] + ran["m8"]:
+    assert np.isfinite(m["loss"]) and m["nonfinite"] == 0, m
+  assert int(ran["s1"].skipped) == 0 and int(ran["s1"].step) == 2
+  moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+              for a, b in zip(jax.tree.leaves(ran["p0"]), jax.tree.leaves(ran["s1"].params)))
+  assert moved > 1e-4, ran["name"]
+
+
+def test_eight_devices_equal_one_device_with_the_global_batch(ran):
+  assert jax.device_count() == 8
+  assert_trees_close(ran["s8"].params, ran["s1"].params)
+  assert_trees_close(ran["s8"].state, ran["s1"].state)
+  assert_trees_close(ran["s8"].opt_state, ran["s1"].opt_state)
+  if ran["name"] == "swav":  # the queue filled by step 1 joins Sinkhorn in step 2, on both meshes
+    assert [float(m["queue_used"]) for m in ran["m1"]] == [0.0, 1.0]
+  for a, b in zip(ran["m8"], ran["m1"]):
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-5, err_msg=f"{ran['name']}: {k}")
+
+
+def test_checkpoint_round_trip_restores_an_identical_state(ran, tmp_path):
+  method, s = ran["method"], ran["s8"]
+  mesh = parallel.make_mesh()
+  target = train.init_train_state(method, ran["tx"], jax.random.key(7), parallel.shard_batch(ran["batches"][0], mesh),
+                                  mesh)
+  ckpt = train.Checkpointer(str(tmp_path), save_every=1, async_save=False)
+  assert ckpt.save(2, jax.device_put(s, parallel.replicated(mesh)), {"signature": method.signature()}, force=True)
+  ckpt.wait()
+  restored, _, step = ckpt.restore(target, method.signature())
+  ckpt.close()
+  assert step == 2
+  for a, b in zip(jax.tree.leaves(jax.device_get(restored)), jax.tree.leaves(s)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(train.CheckpointError, match="different model"):
+    train.Checkpointer(str(tmp_path)).restore(target, {"method": "another_model"})  # "a different model"
+
+
+def test_evaluation_runs(ran):
+  method, s = ran["method"], ran["s1"]
+  report = evaluate.evaluate_method(method, s.params, s.state, ran["src"], ran["src"], batch_size=BATCH,
+                                    knn_ks=(5,), linear=False, baselines=False, pretext_epochs=1)
+  row = report["pretrained"]
+  assert "knn_top1_k5" in row or any(k.startswith("knn") for k in row), row
+  assert all(np.isfinite(v) and 0 <= v <= 100 for v in row.values()), row
