@@ -5,7 +5,8 @@ target network's projection of the other view (Eq. 2, symmetrised: ``L + L~``). 
 network (backbone -> projector) gets no gradient; after each optimizer step it moves towards
 the online weights by an exponential moving average whose decay rises from ``tau_base``
 (0.996) to 1 with a cosine schedule (`jax_ssl.methods._ema`). The EMA lives in this method's
-non-trainable state and is applied by `update_state`, so the trainer knows nothing about it.
+non-trainable state and is applied by `update_state`, so the trainer knows nothing about it;
+the networks are the `jax_ssl.methods._parts.Bootstrap` part (shared with DetCon-B).
 
 Conventions of the official google-deepmind/byol code (``byol_experiment.py``):
 
@@ -33,20 +34,12 @@ from jax_ssl import losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method, ParamGroup
 from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature
-from jax_ssl.methods._ema import ema_decay, ema_update
+from jax_ssl.methods._parts import Bootstrap
 from jax_ssl.models import MLP
 
 # BYOL's asymmetric view augmentations (Grill et al. 2020, Table 6).
 BYOL_VIEW1 = {"blur_p": 1.0, "solarize_p": 0.0}
 BYOL_VIEW2 = {"blur_p": 0.1, "solarize_p": 0.2}
-
-
-def apply_bn(module: nn.Module, variables: dict, *args, train: bool, **kwargs):
-  """``module.apply`` that returns ``(out, batch_stats)`` (batch_stats unchanged in eval mode)."""
-  if not train:
-    return module.apply(variables, *args, train=False, **kwargs), variables["batch_stats"]
-  out, upd = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
-  return out, upd["batch_stats"]
 
 
 class BYOL(Method):
@@ -79,13 +72,12 @@ class BYOL(Method):
                view_kwargs: dict | None = None, view1_kwargs: dict | None = None,
                view2_kwargs: dict | None = None, mean=ops.IMAGENET_MEAN, std=ops.IMAGENET_STD,
                eval_crop_fraction: float = 0.875):
-    if not 0.0 <= tau_base <= 1.0:
-      raise ValueError(f"tau_base must be in [0, 1], got {tau_base}")
     if not predictor_lr_mult > 0:
       raise ValueError(f"predictor_lr_mult must be positive, got {predictor_lr_mult}")
     self.predictor_lr_mult = float(predictor_lr_mult)
-    self.encoder = BackboneWithHead(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True))
-    self.predictor = MLP(tuple(pred_hidden_dims), proj_dim, use_bn=True)
+    self.net = Bootstrap(BackboneWithHead(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True)),
+                         MLP(tuple(pred_hidden_dims), proj_dim, use_bn=True), tau_base=tau_base)
+    self.encoder, self.predictor = self.net.encoder, self.net.predictor
     self.image_size = image_size
     self.tau_base = float(tau_base)
     base = dict(view_kwargs or {})
@@ -107,52 +99,23 @@ class BYOL(Method):
     return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
 
   # -- model
-  def _encoder_inputs(self, batch, view: int):
-    """What the encoder takes for view 1 or 2 of a batch (DetCon-B adds the view's masks)."""
-    return (batch[f"view{view}"],)
-
   def init(self, rng, batch):
-    x = jax.tree.map(jnp.asarray, self._encoder_inputs(batch, 1))
-    enc = self.encoder.init(rng, *x, train=True)
-    _, z = self.encoder.apply(enc, *x, train=False)
-    pred = self.predictor.init(jax.random.fold_in(rng, 1), z, train=True)
-    params = {"encoder": enc["params"], "predictor": pred["params"]}
-    # The target starts as an exact copy of the online encoder (own buffers, not aliases).
-    copy = lambda t: jax.tree.map(jnp.array, t)
-    state = {"batch_stats": {"encoder": enc["batch_stats"], "predictor": pred["batch_stats"]},
-             "target": {"params": copy(enc["params"]), "batch_stats": copy(enc["batch_stats"])}}
-    return params, state
+    return self.net.init(rng, *jax.tree.map(jnp.asarray, (batch["view1"],)))
 
   def online(self, params, batch_stats, *inputs, train=True):
     """One view through the online network: (projection z, prediction p, new batch_stats)."""
-    (_, z), bs_enc = apply_bn(self.encoder, {"params": params["encoder"], "batch_stats": batch_stats["encoder"]},
-                              *inputs, train=train)
-    p, bs_pred = apply_bn(self.predictor, {"params": params["predictor"], "batch_stats": batch_stats["predictor"]},
-                          z, train=train)
-    return z, p, {"encoder": bs_enc, "predictor": bs_pred}
+    return self.net.online(params, batch_stats, *inputs, train=train)
 
   def target(self, target_state, *inputs, train=True):
     """One view through the target network (stop-gradient): (projection, new target state)."""
-    (_, z), bs = apply_bn(self.encoder, target_state, *inputs, train=train)
-    return jax.lax.stop_gradient(z), {"params": target_state["params"], "batch_stats": bs}
+    return self.net.target(target_state, *inputs, train=train)
 
   def loss(self, params, state, batch, rng, step):
-    del rng
-    bs, tgt = state["batch_stats"], state["target"]
-    x1, x2 = self._encoder_inputs(batch, 1), self._encoder_inputs(batch, 2)
-    z1, p1, bs = self.online(params, bs, *x1)
-    z2, p2, bs = self.online(params, bs, *x2)
-    t1, tgt = self.target(tgt, *x1)
-    t2, tgt = self.target(tgt, *x2)
-    loss = self._objective(p1, p2, t1, t2, batch)
-    metrics = {"tau": ema_decay(step, base=self.tau_base, total_steps=self.total_steps),
-               "proj_std": _featurewise_std(losses.l2_normalize(z1.reshape(-1, z1.shape[-1])))}
-    return loss, ({"batch_stats": bs, "target": tgt}, metrics)
-
-  def _objective(self, p1, p2, t1, t2, batch):
     """Eq. 2 symmetrised: ``byol_loss(p1, t2) + byol_loss(p2, t1)`` (targets under stop-gradient)."""
-    del batch
-    return losses.byol_loss(p1, t2) + losses.byol_loss(p2, t1)
+    del rng
+    (z1, p1, t1), (_, p2, t2), new_state = self.net.two_views(params, state, (batch["view1"],), (batch["view2"],))
+    loss = losses.byol_loss(p1, t2) + losses.byol_loss(p2, t1)
+    return loss, (new_state, bootstrap_metrics(self.net, z1, step, self.total_steps))
 
   def param_groups(self):
     if self.predictor_lr_mult == 1.0:
@@ -164,21 +127,23 @@ class BYOL(Method):
             for k, v in params.items()}
 
   def update_state(self, params, state, step):
-    tau = ema_decay(step, base=self.tau_base, total_steps=self.total_steps)
-    target = dict(state["target"], params=ema_update(state["target"]["params"], params["encoder"], tau))
-    return dict(state, target=target)
+    return self.net.update_state(params, state, step, self.total_steps)
 
   def embed(self, params, state, images):
-    return self.encoder.apply({"params": params["encoder"], "batch_stats": state["batch_stats"]["encoder"]},
-                              images, method="features")
+    return self.net.embed(params, state, images)
 
   def embed_blocks(self, params, state, images):
-    return self.encoder.apply({"params": params["encoder"], "batch_stats": state["batch_stats"]["encoder"]},
-                              images, method="block_features")
+    return self.net.embed(params, state, images, blocks=True)
 
   def signature(self):
     return {"method": self.name, "model": module_signature(self.encoder),
             "predictor": module_signature(self.predictor)}
+
+
+def bootstrap_metrics(net: Bootstrap, z1, step, total_steps) -> dict:
+  """The EMA decay of the step and the spread of the online projections (collapse watch)."""
+  return {"tau": net.target.decay(step, total_steps),
+          "proj_std": _featurewise_std(losses.l2_normalize(z1.reshape(-1, z1.shape[-1])))}
 
 
 def _featurewise_std(x):

@@ -45,7 +45,8 @@ from jax_ssl import data as fh  # Felzenszwalb-Huttenlocher masks: fh_masks, fh_
 from jax_ssl.data import DataError, ops
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature, split_views
-from jax_ssl.methods.byol import BYOL, BYOL_VIEW1, BYOL_VIEW2
+from jax_ssl.methods.byol import BYOL_VIEW1, BYOL_VIEW2, bootstrap_metrics
+from jax_ssl.methods._parts import Bootstrap
 from jax_ssl.models import MLP
 
 MASK_KINDS = ("fh", "grid", "dataset")
@@ -269,11 +270,12 @@ class DetConS(_MaskedViews, Method):
     return {"method": self.name, "model": module_signature(self.model), **self.mask_signature()}
 
 
-class DetConB(_MaskedViews, BYOL):
+class DetConB(_MaskedViews, Method):
   """DetCon-B: BYOL-style contrastive detection (online predictions vs EMA-target projections).
 
   Args: those of `BYOL` (projector, predictor, tau_base, BYOL's asymmetric views by default)
-  and of `DetConS` (temperature, local_negatives, masks). Batch as DetCon-S.
+  and of `DetConS` (temperature, local_negatives, masks). Batch as DetCon-S. The networks are
+  BYOL's `Bootstrap` part with a mask-pooling encoder (composition, not a BYOL subclass).
   """
 
   name = "detcon_b"
@@ -286,32 +288,48 @@ class DetConB(_MaskedViews, BYOL):
     unknown = set(mask_kwargs) - set(_MASK_DEFAULTS)
     if unknown:
       raise TypeError(f"DetConB got unknown arguments {sorted(unknown)}")
-    BYOL.__init__(self, backbone=backbone, image_size=image_size, proj_hidden_dims=proj_hidden_dims,
-                  proj_dim=proj_dim, pred_hidden_dims=pred_hidden_dims, tau_base=tau_base, mean=mean, std=std,
-                  eval_crop_fraction=eval_crop_fraction)
     self._setup_masks(backbone=backbone, image_size=image_size, view_kwargs=view_kwargs,
                       view1_kwargs={**BYOL_VIEW1, **dict(view1_kwargs or {})},
                       view2_kwargs={**BYOL_VIEW2, **dict(view2_kwargs or {})}, mean=mean, std=std,
                       eval_crop_fraction=eval_crop_fraction, **{**_MASK_DEFAULTS, **mask_kwargs})
-    self.encoder = MaskPooledHead(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True))
+    self.net = Bootstrap(MaskPooledHead(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True)),
+                         MLP(tuple(pred_hidden_dims), proj_dim, use_bn=True), tau_base=tau_base)
+    self.encoder, self.predictor = self.net.encoder, self.net.predictor
+    self.tau_base = float(tau_base)
     self.temperature = temperature
     self.local_negatives = local_negatives
 
-  make_views = _MaskedViews.make_views
-  eval_view = _MaskedViews.eval_view
-  write_artifacts = _MaskedViews.write_artifacts
-  prepare_source = _MaskedViews.prepare_source
+  def init(self, rng, batch):
+    return self.net.init(rng, *jax.tree.map(jnp.asarray, (batch["view1"], batch["masks1"])))
 
-  def _encoder_inputs(self, batch, view: int):
-    return batch[f"view{view}"], batch[f"masks{view}"]
+  def online(self, params, batch_stats, *inputs, train=True):
+    return self.net.online(params, batch_stats, *inputs, train=train)
 
-  def _objective(self, p1, p2, t1, t2, batch):
+  def target(self, target_state, *inputs, train=True):
+    return self.net.target(target_state, *inputs, train=train)
+
+  def loss(self, params, state, batch, rng, step):
+    """DetCon's Eq. 3 between online predictions and the other view's target projections."""
+    del rng
+    x1, x2 = (batch["view1"], batch["masks1"]), (batch["view2"], batch["masks2"])
+    (z1, p1, t1), (_, p2, t2), new_state = self.net.two_views(params, state, x1, x2)
     ids1, ids2 = batch["ids1"], batch["ids2"]
-    return losses.detcon_loss(p1, p2, jax.lax.stop_gradient(t1), jax.lax.stop_gradient(t2), ids1, ids2, ids1, ids2,
+    loss = losses.detcon_loss(p1, p2, jax.lax.stop_gradient(t1), jax.lax.stop_gradient(t2), ids1, ids2, ids1, ids2,
                               temperature=self.temperature, local_negatives=self.local_negatives)
+    return loss, (new_state, bootstrap_metrics(self.net, z1, step, self.total_steps))
+
+  def update_state(self, params, state, step):
+    return self.net.update_state(params, state, step, self.total_steps)
+
+  def embed(self, params, state, images):
+    return self.net.embed(params, state, images)
+
+  def embed_blocks(self, params, state, images):
+    return self.net.embed(params, state, images, blocks=True)
 
   def signature(self):
-    return {**BYOL.signature(self), "method": self.name, **self.mask_signature()}
+    return {"method": self.name, "model": module_signature(self.encoder),
+            "predictor": module_signature(self.predictor), **self.mask_signature()}
 
 
 def _positive_fraction(ids1, ids2):

@@ -41,14 +41,10 @@ import jax.numpy as jnp
 
 from jax_ssl import losses
 from jax_ssl.data import ops
-from jax_ssl.methods._base import Method, ParamGroup
+from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature, split_views
+from jax_ssl.methods._parts import Prototypes, encode_multicrop, l2_normalize
 from jax_ssl.models import MLP
-
-
-def _l2_normalize(x, axis=-1, eps=1e-12):
-  # As torch.nn.functional.normalize (the official code): x / max(||x||, eps).
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
 
 
 class SwAVNet(nn.Module):
@@ -67,12 +63,8 @@ class SwAVNet(nn.Module):
   @nn.compact
   def __call__(self, crops: Sequence[jax.Array], *, train: bool):
     self.param("prototypes", nn.initializers.normal(1.0), (self.num_prototypes, self.proj_dim), jnp.float32)
-    feats = []
-    for start, stop in ops.resolution_groups([c.shape[1:] for c in crops]):
-      x = jnp.concatenate(crops[start:stop], axis=0) if stop - start > 1 else crops[start]
-      feats.append(self.backbone(x, train=train))
-    f = jnp.concatenate(feats, axis=0) if len(feats) > 1 else feats[0]
-    return _l2_normalize(self.head(f, train=train))
+    f = encode_multicrop(self.backbone, crops, train=train)
+    return l2_normalize(self.head(f, train=train))
 
   def features(self, x):
     return self.backbone(x, train=False)
@@ -129,12 +121,11 @@ class SwAV(Method):
       raise ValueError(f"assign_crops {list(assign_crops)} must index the {self.num_crops} crops")
     if len({self.crop_spec[a][0] for a in self.assign_crops}) != 1:
       raise ValueError(f"assign_crops {list(assign_crops)} must be crops of one size")
-    if num_prototypes < 2:
-      raise ValueError(f"num_prototypes must be at least 2, got {num_prototypes}")
     if queue_length < 0:
       raise ValueError(f"queue_length must be >= 0, got {queue_length}")
     if epsilon <= 0 or temperature <= 0:
       raise ValueError(f"epsilon and temperature must be positive, got {epsilon} and {temperature}")
+    self.prototypes = Prototypes(num_prototypes, proj_dim)
     self.model = SwAVNet(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True),
                          num_prototypes=int(num_prototypes), proj_dim=int(proj_dim))
     self.num_prototypes = int(num_prototypes)
@@ -156,6 +147,7 @@ class SwAV(Method):
   def set_schedule(self, *, steps_per_epoch, total_steps, num_examples=None):
     super().set_schedule(steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_examples=num_examples)
     self.freeze_steps = int(round(self.freeze_prototypes_epochs * self.steps_per_epoch))
+    self.prototypes.frozen_steps = self.freeze_steps
     self.queue_start_step = int(round(self.queue_start_epoch * self.steps_per_epoch))
 
   # -- data
@@ -213,7 +205,7 @@ class SwAV(Method):
       metrics["queue_used"] = use.astype(jnp.float32)
     else:
       loss = losses.swav_loss(z_crops, prototypes, **kw)
-    metrics.update(_assignment_stats([z_crops[a] for a in self.assign_crops], prototypes))
+    metrics.update(Prototypes.stats([z_crops[a] for a in self.assign_crops], prototypes))
     return loss, (new_state, metrics)
 
   def embed(self, params, state, images):
@@ -224,24 +216,15 @@ class SwAV(Method):
     return self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, images,
                             method=SwAVNet.block_features)
 
-  # -- optimization
+  # -- optimization (official: `p.grad = None` for the prototypes during the first iterations)
   def param_groups(self):
-    # Official: `p.grad = None` for the prototypes during the first iterations. Zero gradients
-    # leave the direction of every prototype unchanged under SGD/LARS/AdamW: weight decay and
-    # momentum built from it are radial (parallel to the prototype) and `project_params`
-    # renormalises, so a frozen prototype stays where it is up to float rounding.
-    if not self.freeze_steps:
-      return super().param_groups()
-    return {"default": ParamGroup(), "prototypes": ParamGroup(frozen_steps=self.freeze_steps)}
+    return self.prototypes.param_groups()
 
   def param_labels(self, params):
-    return {k: jax.tree.map(lambda _, k=k: "prototypes" if k == "prototypes" else "default", v)
-            for k, v in params.items()}
+    return self.prototypes.param_labels(params)
 
   def project_params(self, params):
-    params = dict(params)
-    params["prototypes"] = _l2_normalize(params["prototypes"])
-    return params
+    return self.prototypes.project(params)
 
   # -- run hooks
   def check_metrics(self, metrics):
@@ -256,18 +239,3 @@ class SwAV(Method):
     return {"method": self.name, "model": module_signature(self.model),
             "crops": [list(self.crop_sizes), list(self.crop_counts)],
             "queue": [len(self.assign_crops), self.queue_length] if self.queue_length else None}
-
-
-def _assignment_stats(z_assign, prototypes):
-  """Collapse statistics of the nearest-prototype assignment of the assignment crops.
-
-  Returns ``prototypes_in_use`` (distinct nearest prototypes over the global batch) and
-  ``code_entropy`` (entropy in nats of the mean one-hot assignment; log K at most).
-  """
-  z = jax.lax.stop_gradient(jnp.concatenate(z_assign, axis=0))
-  c = _l2_normalize(jax.lax.stop_gradient(prototypes))
-  hard = jax.nn.one_hot(jnp.argmax(z @ c.T, axis=-1), c.shape[0], dtype=jnp.float32)
-  mean = jnp.mean(hard, axis=0)
-  entropy = -jnp.sum(jnp.where(mean > 0, mean * jnp.log(jnp.where(mean > 0, mean, 1.0)), 0.0))
-  return {"prototypes_in_use": jnp.sum(mean > 0).astype(jnp.float32), "code_entropy": entropy}
-

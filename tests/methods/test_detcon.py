@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from tests.helpers import toy_source
-from tests.methods._steps import ConvNet, assert_trees_close, batches, run_steps
+from tests.methods._steps import ConvNet, assert_trees_close, batches
 from jax_ssl import data, losses
 from jax_ssl.methods import DetConB, DetConS
 from jax_ssl.models import ResNet
@@ -97,23 +97,6 @@ def test_detcon_b_loss_targets_get_no_gradient_and_ema(source):
   expected_t = jax.tree.map(lambda t, o: 0.9 * np.asarray(t) + 0.1 * np.asarray(o), state["target"]["params"],
                             params["encoder"])
   assert_trees_close(new["target"]["params"], expected_t, rtol=1e-6, atol=1e-6)
-
-
-def test_eight_devices_equal_one_device_with_the_global_batch(cls, source):
-  method = tiny(cls)
-  src = _prepared(method, source)
-  tx = optax.sgd(0.1, momentum=0.9)
-  bs = batches(method, src, 16, 2)
-  s8, m8 = run_steps(method, tx, bs, jax.devices())
-  s1, m1 = run_steps(method, tx, bs, jax.devices()[:1])
-  assert jax.device_count() == 8
-  assert_trees_close(s8.params, s1.params)
-  assert_trees_close(s8.state, s1.state)
-  np.testing.assert_allclose(m8[-1]["loss"], m1[-1]["loss"], rtol=1e-5)
-  assert all(np.isfinite(m["loss"]) for m in m1) and int(s1.skipped) == 0
-  # The two steps changed the parameters (the comparison is not vacuous).
-  p0, _ = method.init(jax.random.key(0), bs[0])
-  assert not np.allclose(jax.tree.leaves(p0)[0], jax.tree.leaves(s1.params)[0])
 
 
 def test_mask_kinds_and_errors(source, tmp_path):

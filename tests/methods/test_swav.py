@@ -173,7 +173,8 @@ def test_collapse_watch_message():
 
 
 def test_assignment_stats_against_numpy():
-  from jax_ssl.methods.swav import _assignment_stats  # pylint: disable=g-import-not-at-top
+  from jax_ssl.methods._parts import Prototypes  # pylint: disable=g-import-not-at-top
+  _assignment_stats = Prototypes.stats
 
   rng = np.random.RandomState(0)
   z = [rng.randn(6, 4).astype(np.float32) for _ in range(2)]

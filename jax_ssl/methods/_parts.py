@@ -1,0 +1,172 @@
+"""Reusable parts of methods (compose, don't inherit).
+
+* `EMATarget`: a target network that follows an online network by an exponential moving
+  average with BYOL's cosine schedule (BYOL, DetCon-B; MSN, DINO, MoCo next).
+* `Bootstrap`: online encoder + predictor + its `EMATarget`: the network of BYOL and DetCon-B
+  (the encoder may take extra inputs, e.g. DetCon's masks).
+* `Prototypes`: unit-norm prototypes (SwAV; SMoG, MSN, DeepCluster-v2 next): projection after
+  every update, a frozen parameter group for the first steps, collapse statistics.
+* `encode_multicrop`: multi-crop encoding grouped by resolution (SwAV; DINO, MSN next).
+
+A method holds the parts it needs as attributes and keeps its own parameter / state layout.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jax_ssl.data import ops
+from jax_ssl.methods._base import ParamGroup
+from jax_ssl.methods._ema import ema_decay, ema_update
+
+
+def l2_normalize(x, axis=-1, eps=1e-12):
+  """As torch.nn.functional.normalize (SwAV's official code): x / max(||x||, eps)."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
+
+
+def apply_bn(module: nn.Module, variables: dict, *args, train: bool, **kwargs):
+  """``module.apply`` that returns ``(out, batch_stats)`` (batch_stats unchanged in eval mode)."""
+  if not train:
+    return module.apply(variables, *args, train=False, **kwargs), variables["batch_stats"]
+  out, upd = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
+  return out, upd["batch_stats"]
+
+
+class EMATarget:
+  """A target copy of `network` (a module returning ``(features, projection)``) moved by EMA.
+
+  State: ``{"params", "batch_stats"}``. The decay rises from `tau_base` to 1 over the run with
+  BYOL's cosine schedule (`jax_ssl.methods._ema.ema_decay`); the target runs in training mode
+  with its own BatchNorm statistics, as the official BYOL code, and gives no gradient.
+  """
+
+  def __init__(self, network: nn.Module, *, tau_base: float):
+    if not 0.0 <= tau_base <= 1.0:
+      raise ValueError(f"tau_base must be in [0, 1], got {tau_base}")
+    self.network = network
+    self.tau_base = float(tau_base)
+
+  @staticmethod
+  def init(params, batch_stats) -> dict:
+    """An exact copy of the online variables (own buffers, not aliases)."""
+    copy = lambda t: jax.tree.map(jnp.array, t)
+    return {"params": copy(params), "batch_stats": copy(batch_stats)}
+
+  def __call__(self, state: dict, *inputs, train: bool = True):
+    """(stop-gradient projection, new state) of one input batch."""
+    (_, z), bs = apply_bn(self.network, state, *inputs, train=train)
+    return jax.lax.stop_gradient(z), {"params": state["params"], "batch_stats": bs}
+
+  def decay(self, step, total_steps: int):
+    return ema_decay(step, base=self.tau_base, total_steps=total_steps)
+
+  def update(self, state: dict, online_params, step, total_steps: int) -> dict:
+    tau = self.decay(step, total_steps)
+    return dict(state, params=ema_update(state["params"], online_params, tau))
+
+
+class Bootstrap:
+  """BYOL's networks: online `encoder` (-> features, projection), `predictor`, EMA target.
+
+  Params: ``{"encoder", "predictor"}``; state: ``{"batch_stats": {"encoder", "predictor"},
+  "target": EMATarget state}``. Each view goes through the networks in its own forward pass
+  (BatchNorm statistics per view), the target in training mode too.
+  """
+
+  def __init__(self, encoder: nn.Module, predictor: nn.Module, *, tau_base: float):
+    self.encoder = encoder
+    self.predictor = predictor
+    self.target = EMATarget(encoder, tau_base=tau_base)
+
+  def init(self, rng, *inputs):
+    enc = self.encoder.init(rng, *inputs, train=True)
+    _, z = self.encoder.apply(enc, *inputs, train=False)
+    pred = self.predictor.init(jax.random.fold_in(rng, 1), z, train=True)
+    params = {"encoder": enc["params"], "predictor": pred["params"]}
+    # The target starts as an exact copy of the online encoder, as the paper describes.
+    state = {"batch_stats": {"encoder": enc["batch_stats"], "predictor": pred["batch_stats"]},
+             "target": EMATarget.init(enc["params"], enc["batch_stats"])}
+    return params, state
+
+  def online(self, params, batch_stats, *inputs, train=True):
+    """One view through the online network: (projection z, prediction p, new batch_stats)."""
+    (_, z), bs_enc = apply_bn(self.encoder, {"params": params["encoder"], "batch_stats": batch_stats["encoder"]},
+                              *inputs, train=train)
+    p, bs_pred = apply_bn(self.predictor, {"params": params["predictor"], "batch_stats": batch_stats["predictor"]},
+                          z, train=train)
+    return z, p, {"encoder": bs_enc, "predictor": bs_pred}
+
+  def two_views(self, params, state, x1: Sequence, x2: Sequence):
+    """Both views through online and target: ((z1, p1, t1), (z2, p2, t2), new state)."""
+    bs, tgt = state["batch_stats"], state["target"]
+    z1, p1, bs = self.online(params, bs, *x1)
+    z2, p2, bs = self.online(params, bs, *x2)
+    t1, tgt = self.target(tgt, *x1)
+    t2, tgt = self.target(tgt, *x2)
+    return (z1, p1, t1), (z2, p2, t2), {"batch_stats": bs, "target": tgt}
+
+  def update_state(self, params, state, step, total_steps: int):
+    return dict(state, target=self.target.update(state["target"], params["encoder"], step, total_steps))
+
+  def embed(self, params, state, images, *, blocks: bool = False):
+    return self.encoder.apply({"params": params["encoder"], "batch_stats": state["batch_stats"]["encoder"]},
+                              images, method="block_features" if blocks else "features")
+
+
+class Prototypes:
+  """Unit-norm prototypes ``C [K, D]`` stored under the top-level parameter name `key` (the
+  method's network declares the parameter; the part owns what is done to it).
+
+  `project` renormalises them after every update (and at initialisation); `param_groups`
+  freezes them for the first `frozen_steps` updates (zero gradients: under SGD, LARS or AdamW
+  a frozen prototype keeps its direction); `stats` measures collapse on the scores.
+  """
+
+  def __init__(self, num: int, dim: int, *, key: str = "prototypes"):
+    if num < 2:
+      raise ValueError(f"num_prototypes must be at least 2, got {num}")
+    self.num, self.dim, self.key = int(num), int(dim), key
+    self.frozen_steps = 0
+
+  def project(self, params: dict) -> dict:
+    return {**params, self.key: l2_normalize(params[self.key])}
+
+  def param_groups(self) -> dict:
+    if not self.frozen_steps:
+      return {"default": ParamGroup()}
+    return {"default": ParamGroup(), self.key: ParamGroup(frozen_steps=self.frozen_steps)}
+
+  def param_labels(self, params: dict) -> dict:
+    return {k: jax.tree.map(lambda _, k=k: self.key if k == self.key else "default", v) for k, v in params.items()}
+
+  @staticmethod
+  def stats(z_assign: Sequence[jax.Array], prototypes: jax.Array) -> dict:
+    """Collapse statistics of the nearest-prototype assignment of the embeddings `z_assign`.
+
+    Returns ``prototypes_in_use`` (distinct nearest prototypes over the global batch) and
+    ``code_entropy`` (entropy in nats of the mean one-hot assignment; log K at most).
+    Balanced Sinkhorn codes would hide a collapse, so this is measured on the scores.
+    """
+    z = jax.lax.stop_gradient(jnp.concatenate(list(z_assign), axis=0))
+    c = l2_normalize(jax.lax.stop_gradient(prototypes))
+    hard = jax.nn.one_hot(jnp.argmax(z @ c.T, axis=-1), c.shape[0], dtype=jnp.float32)
+    mean = jnp.mean(hard, axis=0)
+    entropy = -jnp.sum(jnp.where(mean > 0, mean * jnp.log(jnp.where(mean > 0, mean, 1.0)), 0.0))
+    return {"prototypes_in_use": jnp.sum(mean > 0).astype(jnp.float32), "code_entropy": entropy}
+
+
+def encode_multicrop(backbone: nn.Module, crops: Sequence[jax.Array], *, train: bool) -> jax.Array:
+  """Backbone features of every crop, crop-major ``[V * B, F]``, one backbone call per
+  resolution group (consecutive crops of one size concatenated along the batch), so that
+  BatchNorm sees each group on its own, as the official SwAV / DINO code. Call inside a
+  Flax module's compact method (`backbone` is its submodule)."""
+  feats = []
+  for start, stop in ops.resolution_groups([c.shape[1:] for c in crops]):
+    x = jnp.concatenate(crops[start:stop], axis=0) if stop - start > 1 else crops[start]
+    feats.append(backbone(x, train=train))
+  return jnp.concatenate(feats, axis=0) if len(feats) > 1 else feats[0]
