@@ -106,12 +106,21 @@ def run_train(config, workdir: str) -> train.TrainResult:
     print(f"{method.name}: {len(train_src)} training images from {train_src.name}, {total} steps of "
           f"batch {config.train.batch_size} on {jax.device_count()} {jax.devices()[0].platform} device(s)",
           flush=True)
+  probe = None
+  if config.train.get("online_probe", False):
+    probe = train.OnlineProbe(train_src.num_classes, lr=config.train.online_probe_lr)
+  evaluators = []
+  if config.eval.get("monitor_every", 0):
+    bank, queries = data.split_validation(train_src, fraction=config.eval.val_fraction, seed=config.eval.val_seed)
+    evaluators.append(evaluate.KnnMonitor(method, bank, queries, every=config.eval.monitor_every,
+                                          batch_size=config.eval.batch_size, mesh=mesh))
   t0 = time.time()
   result = train.train(method, train_src, workdir=workdir, global_batch=config.train.batch_size,
                        total_steps=total, tx=tx, schedule=schedule, seed=config.seed,
                        checkpoint_every=config.train.checkpoint_every, keep_checkpoints=config.train.keep_checkpoints,
                        log_every=config.train.log_every, max_nonfinite_steps=config.train.max_nonfinite_steps,
-                       meta={"config": json.loads(config.to_json_best_effort())}, mesh=mesh)
+                       meta={"config": json.loads(config.to_json_best_effort())}, mesh=mesh, probe=probe,
+                       evaluators=tuple(evaluators))
   if jax.process_index() == 0:
     print(f"trained to step {result.step} in {time.time() - t0:.0f}s "
           f"({result.images_per_sec:.0f} images/s at the end)", flush=True)

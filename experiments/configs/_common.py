@@ -57,16 +57,20 @@ def vit_config(*, variant: str, pool: str = "cls", posemb: str = "sincos2d",
 def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float, lr_scaling: str,
                  weight_decay: float, warmup_epochs: float, checkpoint_every: int, log_every: int,
                  momentum: float = 0.9, keep_checkpoints: int = 3,
-                 max_nonfinite_steps: int = 10) -> ml_collections.ConfigDict:
-  """The `train` block (every field explicit at the call site except the three defaults).
+                 max_nonfinite_steps: int = 10, online_probe: bool = False,
+                 online_probe_lr: float = 1e-3) -> ml_collections.ConfigDict:
+  """The `train` block (every field explicit at the call site except the defaults).
 
   lr_scaling: "linear" (lr = base_lr * batch / 256) or "none".
+  online_probe: train a linear classifier on stop-gradient features of the batches' labels
+    beside the method (`jax_ssl.train.OnlineProbe`, Adam at `online_probe_lr`); logs
+    online_probe/top1. Off by default: it costs one extra forward pass per step.
   """
   return ml_collections.ConfigDict(dict(
       batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
       weight_decay=weight_decay, warmup_epochs=warmup_epochs, momentum=momentum,
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
-      max_nonfinite_steps=max_nonfinite_steps))
+      max_nonfinite_steps=max_nonfinite_steps, online_probe=online_probe, online_probe_lr=online_probe_lr))
 
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,
@@ -78,6 +82,9 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   per_block: one kNN row per ResNet stage (RotNet's per-block probes).
   pretext_epochs: passes over the test split to measure a pretext classifier's held-out
     accuracy (RotNet, Context Prediction, Jigsaw; other methods ignore it); 0 skips it.
+  monitor_every: run a kNN monitor (`jax_ssl.evaluate.KnnMonitor`, k = 20) every this many
+    steps during training, memory bank and queries from a validation split of the training
+    images (`val_fraction`, `val_seed`); 0 (default) is off.
   split: "test" (report the test split) or "validation": hold a seeded, class-balanced
     `val_fraction` of the training images out of pretraining and evaluate on it (choose
     recipes with --config.eval.split=validation; the test split is only reported).
@@ -94,4 +101,5 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   e.split = split
   e.val_fraction = val_fraction
   e.val_seed = 0
+  e.monitor_every = 0
   return e

@@ -302,12 +302,6 @@ class DetConB(_MaskedViews, Method):
   def init(self, rng, batch):
     return self.net.init(rng, *jax.tree.map(jnp.asarray, (batch["view1"], batch["masks1"])))
 
-  def online(self, params, batch_stats, *inputs, train=True):
-    return self.net.online(params, batch_stats, *inputs, train=train)
-
-  def target(self, target_state, *inputs, train=True):
-    return self.net.target(target_state, *inputs, train=train)
-
   def loss(self, params, state, batch, rng, step):
     """DetCon's Eq. 3 between online predictions and the other view's target projections."""
     del rng

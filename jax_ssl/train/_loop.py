@@ -22,7 +22,7 @@ from jax_ssl.parallel import (any_process, check_batch_divisible, extract_featur
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
 from jax_ssl.train._optim import method_optimizer
-from jax_ssl.train._step import TrainState, init_train_state, make_train_step
+from jax_ssl.train._step import OnlineProbe, TrainState, init_train_state, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
           tx: optax.GradientTransformation, schedule=None, seed: int = 0, checkpoint_every: int = 500,
           keep_checkpoints: int = 3, log_every: int = 20, max_nonfinite_steps: int = 10,
           meta: dict | None = None, progress: bool = True, mesh=None,
-          stop_after: int | None = None, sync_every: int | None = None) -> TrainResult:
+          stop_after: int | None = None, sync_every: int | None = None, probe: OnlineProbe | None = None,
+          evaluators: tuple = ()) -> TrainResult:
   """Pretrains `method` on `source`, resuming automatically from `workdir/checkpoints`.
 
   Args:
@@ -99,6 +100,11 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       between), and all stop at that same step.
     tx: the run's optimizer (a `GradientTransformation`, or `mask -> tx`), made into the
       method's per-phase, per-group optimizers by `method_optimizer`.
+    probe: an `OnlineProbe` trained beside the method on the batches' labels (logged with the
+      training metrics).
+    evaluators: objects with `every` (steps) and `run(train_state) -> {name: number}` (e.g.
+      `jax_ssl.evaluate.KnnMonitor`), run every `every` steps and at the end, logged as
+      kind "eval" to metrics.jsonl and TensorBoard.
 
   Methods with `dataset_pass_every` get `dataset_pass` at those boundaries, before the step:
   the features of the whole `source` are extracted with the current parameters, sharded over
@@ -126,9 +132,13 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     sync_every = max(1, int(sync_every or log_every))
 
     with_extras = lambda method_state: with_dataset_extras(method, source, method_state)
+    view_fn = method.make_views
+    if probe is not None:  # the probe's input: the un-augmented evaluation view, and the label
+      view_fn = lambda ex, seed: {**method.make_views(ex, seed), "probe_image": method.eval_preprocess(ex["image"]),
+                                  "label": ex["label"]}
 
     def make_batches(start, method_state):
-      ds = pipeline.train_dataset(with_extras(method_state), method.make_views, global_batch=global_batch,
+      ds = pipeline.train_dataset(with_extras(method_state), view_fn, global_batch=global_batch,
                                   seed=seed, start_step=start, process_index=pindex, process_count=pcount)
       return _prefetch_to_device(ds.as_numpy_iterator(), mesh)
 
@@ -146,10 +156,10 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       return ts, True
 
     # Shapes for initialization come from the first batch of the run.
-    first = next(iter(pipeline.train_dataset(with_extras(None), method.make_views, global_batch=global_batch,
+    first = next(iter(pipeline.train_dataset(with_extras(None), view_fn, global_batch=global_batch,
                                              seed=seed, process_index=pindex, process_count=pcount).take(1)
                       .as_numpy_iterator()))
-    state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh)
+    state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh, probe=probe)
     start_step = 0
     if ckpt.latest_step() is not None:
       state, _, start_step = ckpt.restore(state, signature)
@@ -169,7 +179,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     if is_chief:
       mlog.truncate_metrics(workdir, start_step)
 
-    train_step = make_train_step(method, tx, mesh, schedule)
+    train_step = make_train_step(method, tx, mesh, schedule, probe=probe)
     state, _ = maybe_dataset_pass(state, start_step)
     batches = make_batches(start_step, state.state)
     end_step = total_steps if stop_after is None else min(stop_after, total_steps)
@@ -232,6 +242,14 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
               f"(limit max_nonfinite_steps={max_nonfinite_steps}); their updates were not applied. {where}. "
               "Lower the learning rate, add gradient clipping or check the data.")
       ckpt.save(step, state, meta)
+      for ev in evaluators:  # every process runs them (they may be collectives); the chief logs
+        if step % int(ev.every) == 0 or step == total_steps:
+          results = {k: float(v) for k, v in ev.run(state).items()}
+          if writer is not None:
+            writer.write(step, results, kind="eval")
+          if is_chief:
+            line = ", ".join(f"{k} {v:.2f}" for k, v in results.items())
+            (bar.write if bar is not None else print)(f"step {step}: {line}")
       # Every process must leave the loop at the same step (the next step is a collective), so
       # a signal received by any process stops all of them at the next agreement step.
       if pcount == 1:

@@ -33,6 +33,47 @@ class TrainState:
   opt_state: Any  # the optimizer's state; {phase name: state} for methods with several phases
   state: Any  # the method's non-trainable state: BN statistics, EMA targets, queues, dataset state...
   skipped: jax.Array  # steps with an update refused because a loss or gradients were not finite
+  probe: Any = None  # the online linear probe's {"params", "opt_state"} (None: no probe)
+
+
+class OnlineProbe:
+  """A linear classifier trained beside the method on stop-gradient features (solo-learn's
+  "online linear evaluation"): a running estimate of linear accuracy during pretraining.
+
+  Every step it reads `method.embed` of the un-augmented evaluation view of each example
+  (`"probe_image"`, added to the batch by the trainer with the example's `"label"`), takes one
+  Adam step of the mean cross-entropy over the labelled examples (label >= 0; the network gets
+  no gradient) and logs `online_probe/loss` and `online_probe/top1` (%, on the batch before
+  the probe's update). Its parameters and optimizer state are checkpointed with the rest.
+  """
+
+  def __init__(self, num_classes: int, *, lr: float = 1e-3):
+    if num_classes < 2:
+      raise ValueError(f"the online probe needs a labelled training split with >= 2 classes, got {num_classes}")
+    self.num_classes = int(num_classes)
+    self.tx = optax.adam(lr)
+
+  def init(self, features: jax.Array) -> dict:
+    params = {"kernel": jnp.zeros((features.shape[-1], self.num_classes), jnp.float32),
+              "bias": jnp.zeros((self.num_classes,), jnp.float32)}
+    return {"params": params, "opt_state": self.tx.init(params)}
+
+  def step(self, probe: dict, features: jax.Array, labels: jax.Array):
+    features = jax.lax.stop_gradient(features.astype(jnp.float32))
+    valid = labels >= 0
+    safe = jnp.where(valid, labels, 0)
+
+    def loss_fn(p):
+      logits = features @ p["kernel"] + p["bias"]
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits, safe)
+      n = jnp.maximum(jnp.sum(valid), 1)
+      top1 = jnp.sum((jnp.argmax(logits, -1) == safe) & valid) / n
+      return jnp.sum(jnp.where(valid, ce, 0.0)) / n, top1
+
+    (loss, top1), grads = jax.value_and_grad(loss_fn, has_aux=True)(probe["params"])
+    updates, opt_state = self.tx.update(grads, probe["opt_state"], probe["params"])
+    new = {"params": optax.apply_updates(probe["params"], updates), "opt_state": opt_state}
+    return new, {"online_probe/loss": loss, "online_probe/top1": 100.0 * top1}
 
 
 def _phase_params(params, phase):
@@ -43,10 +84,12 @@ def _with_phase_params(params, phase, sub):
   return sub if phase.key is None else {**params, phase.key: sub}
 
 
-def init_train_state(method: Method, tx, rng: jax.Array, batch: dict, mesh) -> TrainState:
+def init_train_state(method: Method, tx, rng: jax.Array, batch: dict, mesh, probe: OnlineProbe | None = None
+                     ) -> TrainState:
   """Initializes parameters from a (global, sharded or not) example batch, replicated on `mesh`.
 
-  `tx`: the run's optimizer (see `method_optimizer`), resolved into one per phase.
+  `tx`: the run's optimizer (see `method_optimizer`), resolved into one per phase. `probe`: an
+  `OnlineProbe` (the batch then carries "probe_image" and "label").
   """
   txs, phases = method_optimizer(method, tx), method.phases()
 
@@ -55,8 +98,9 @@ def init_train_state(method: Method, tx, rng: jax.Array, batch: dict, mesh) -> T
     params = method.project_params(params)
     opt = {p.name: txs[p.name].init(_phase_params(params, p)) for p in phases}
     opt = opt[phases[0].name] if len(phases) == 1 else opt
+    probe_state = None if probe is None else probe.init(method.embed(params, state, batch["probe_image"]))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt,
-                      state=state, skipped=jnp.zeros((), jnp.int32))
+                      state=state, skipped=jnp.zeros((), jnp.int32), probe=probe_state)
 
   return jax.jit(init, out_shardings=replicated(mesh))(rng, batch)
 
@@ -70,7 +114,7 @@ def _keep(ok, new, old):
   return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def make_train_step(method: Method, tx, mesh, schedule=None):
+def make_train_step(method: Method, tx, mesh, schedule=None, probe: OnlineProbe | None = None):
   """Returns the jitted `(state, batch, rng) -> (state, metrics)`; the state buffers are donated.
 
   The per-step key is `fold_in(rng, step)` (phase i > 0 folds in i as well), so randomness
@@ -78,7 +122,8 @@ def make_train_step(method: Method, tx, mesh, schedule=None):
   parameters, its optimizer state and the method state unchanged; `skipped` counts the steps
   where any phase was refused (metric "nonfinite" = 1). With one phase the metrics are the
   method's plus "loss", "grad_norm", "nonfinite"; with several they are prefixed by the phase
-  name ("generator/loss") and "loss" is the sum of the phases' losses.
+  name ("generator/loss") and "loss" is the sum of the phases' losses. With `probe`, the online
+  linear probe takes its step on the features of the parameters before this step's update.
   """
   txs, phases = method_optimizer(method, tx), method.phases()
   single = len(phases) == 1
@@ -120,9 +165,14 @@ def make_train_step(method: Method, tx, mesh, schedule=None):
       metrics["nonfinite"] = 1 - all_ok.astype(jnp.int32)
     if schedule is not None:
       metrics["lr"] = schedule(ts.step)
+    new_probe = ts.probe
+    if probe is not None:
+      new_probe, probe_metrics = probe.step(ts.probe, method.embed(ts.params, ts.state, batch["probe_image"]),
+                                            batch["label"])
+      metrics.update(probe_metrics)
     new_ts = TrainState(step=ts.step + 1, params=new_params,
                         opt_state=opt_states[phases[0].name] if single else opt_states, state=new_state,
-                        skipped=ts.skipped + (1 - all_ok.astype(jnp.int32)))
+                        skipped=ts.skipped + (1 - all_ok.astype(jnp.int32)), probe=new_probe)
     return new_ts, metrics
 
   rep, data = replicated(mesh), batch_sharding(mesh)
