@@ -76,9 +76,10 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
   )
 
   if vit:  # ViTs want a lower lr and a larger (decoupled) weight decay than ResNets
+    c.train.epochs = 5
     c.train.base_lr = 1e-3
     c.train.weight_decay = 0.05
-    c.train.warmup_epochs = 2
+    c.train.warmup_epochs = 1
 
   c.eval = eval_config()
   return c
