@@ -79,10 +79,6 @@ class ShardedFeatures:
   valid: jax.Array
   labels: jax.Array
 
-  @property
-  def num_examples(self) -> int:
-    return int(self.valid.shape[0] * self.valid.shape[1])  # padded count; use `valid` for N
-
 
 def extract_features_sharded(embed: Callable, preprocess: Callable, params, state, source, *,
                              batch_size: int = 256, mesh=None) -> ShardedFeatures:

@@ -22,7 +22,6 @@ import optax
 
 from jax_ssl.methods import Method
 from jax_ssl.parallel import batch_sharding, replicated
-from jax_ssl.parallel import make_embed_fn as _parallel_embed_fn
 from jax_ssl.train._optim import method_optimizer
 
 
@@ -177,8 +176,3 @@ def make_train_step(method: Method, tx, mesh, schedule=None, probe: OnlineProbe 
 
   rep, data = replicated(mesh), batch_sharding(mesh)
   return jax.jit(step_fn, in_shardings=(rep, data, rep), out_shardings=(rep, rep), donate_argnums=0)
-
-
-def make_embed_fn(method: Method, mesh, blocks: bool = False):
-  """Jitted `(params, state, images) -> features` with the batch sharded over `mesh`."""
-  return _parallel_embed_fn(method.embed_blocks if blocks else method.embed, mesh)
