@@ -20,6 +20,9 @@ from experiments import runner
 from jax_ssl import evaluate, methods, models, parallel, train
 from tests.helpers import assert_trees_close, batches, run_steps, toy_source
 
+# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+pytestmark = pytest.mark.xdist_group("test_contract")
+
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
 CONFIG_NAMES = sorted(f[:-3] for f in os.listdir(CONFIGS) if f.endswith(".py") and not f.startswith("_"))
 
@@ -37,6 +40,10 @@ CONTRACT = {
     "context": ("context_hymenoptera", "cifar", dict(embed_dim=16, head_hidden_dims=(16,)), 32),
     "jigsaw": ("jigsaw_hymenoptera", "quick", dict(resize=72, crop=63, tile=18, embed_dim=16, head_hidden_dims=(16,),
                                                    num_permutations=10, eval_size=32), 80),
+    "multitask": ("multitask_cifar10", "quick", dict(tasks=dict(
+        rotnet=dict(image_size=16, pad_crop=2),
+        context=dict(patch=6, gap=2, jitter=1, area_range=None, downsample_p=0.0, embed_dim=16,
+                     head_hidden_dims=(16,), eval_size=16, eval_crop_fraction=1.0))), 16),
 }
 BATCH = 16
 

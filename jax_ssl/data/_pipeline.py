@@ -10,6 +10,12 @@ batches an uninterrupted run would (the stream simply starts at step s).
 Randomness. An example's augmentations are drawn from the stateless seed
 `[seed, e * N + index]`, so they depend only on (seed, epoch, example index): not on the
 process count, the number of parallel workers, or where a run was resumed.
+
+Samplers. `order=` replaces the uniform permutation with any pure function of (seed, epoch),
+e.g. `uniform_over_groups(pseudo_labels)` (DeepCluster's sampler: every cluster equally often).
+Partners. `partner_key=` names an extra holding K candidate indices per example (SCAN's mined
+neighbours); the pipeline draws one of them per (seed, epoch, example) and adds that example
+as `example["partner"]`, so a view can be made from two images.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from jax_ssl.data._sources import ArraySource, DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
 ViewFn = Callable[[dict, tf.Tensor], dict]
+# (num_examples, seed, epoch) -> int tensor [M] of example indices, M >= the examples one epoch uses.
+OrderFn = Callable[[int, int, tf.Tensor], tf.Tensor]
 
 
 def _decoded_image_fn(source: ArraySource):
@@ -74,9 +82,78 @@ def epoch_order(num_examples: int, seed: int, epoch) -> tf.Tensor:
   return tf.argsort(u, stable=True)
 
 
+def uniform_over_groups(groups) -> OrderFn:
+  """An epoch order that samples every non-empty group equally often (DeepCluster's sampler).
+
+  Follows the official `UnifLabelSampler` (Caron et al. 2018, Sec. 3.3, "Empty clusters" /
+  "trivial parametrization"): with G non-empty groups, each contributes `N // G + 1` examples,
+  drawn without replacement when it has more members than that, else with replacement; the
+  draws are shuffled together. Examples whose group is negative are never drawn.
+
+  Args:
+    groups: int [N] group (cluster) of every example.
+
+  Returns:
+    An `OrderFn`: a pure function of (seed, epoch), so resumed and multi-process runs read
+    the same batches. An epoch still has `N // global_batch` steps.
+  """
+  groups = np.asarray(groups, np.int64)
+  members = np.flatnonzero(groups >= 0)
+  if members.size == 0:
+    raise DataError("uniform_over_groups: every example's group is negative (nothing to sample)")
+  uniq, counts = np.unique(groups[members], return_counts=True)
+  per_group = len(groups) // len(uniq) + 1
+  starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+  g_members = tf.constant(members, tf.int64)
+  g_groups = tf.constant(np.searchsorted(uniq, groups[members]), tf.int64)  # dense group ids
+  g_counts = tf.constant(counts, tf.int64)
+  g_starts = tf.constant(starts, tf.int64)
+  with_replacement = tf.constant(counts <= per_group)
+
+  def order(num_examples, seed, epoch):
+    if num_examples != len(groups):
+      raise DataError(f"uniform_over_groups: {len(groups)} groups for {num_examples} examples")
+    s = lambda k: tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64) * 4 + k])
+    # Members grouped (stable sort by group) in a random order within each group.
+    shuffled = tf.argsort(tf.random.stateless_uniform([members.size], seed=s(1)), stable=True)
+    by_group = tf.gather(shuffled, tf.argsort(tf.gather(g_groups, shuffled), stable=True))
+    j = tf.range(per_group, dtype=tf.int64)[None, :]  # [1, k]
+    pick = tf.cast(tf.random.stateless_uniform([len(uniq), per_group], seed=s(2)) *
+                   tf.cast(g_counts[:, None], tf.float32), tf.int64)
+    pick = tf.minimum(pick, g_counts[:, None] - 1)
+    offset = tf.where(with_replacement[:, None], pick, j)  # first k of a permutation: no replacement
+    draws = tf.reshape(tf.gather(g_members, tf.gather(by_group, g_starts[:, None] + offset)), [-1])
+    mix = tf.argsort(tf.random.stateless_uniform(tf.shape(draws), seed=s(3)), stable=True)
+    return tf.gather(draws, mix)
+
+  return order
+
+
+def _partner_fn(source: ArraySource, key: str, n: int):
+  """(candidates [K], example seed) -> one candidate index, uniformly, keyed by the seed."""
+  if key not in source.extras:
+    raise DataError(f"{source.name}: partner_key {key!r} is not among the extras {sorted(source.extras)}")
+  table = np.asarray(source.extras[key])
+  if table.ndim != 2 or not np.issubdtype(table.dtype, np.integer):
+    raise DataError(f"{source.name}: partner extra {key!r} must be int [N, K] candidate indices, "
+                    f"got {table.dtype} {table.shape}")
+  if table.size and (table.min() < 0 or table.max() >= n):
+    raise DataError(f"{source.name}: partner extra {key!r} holds indices outside [0, {n})")
+  table = tf.constant(table.astype(np.int32))
+  k = int(table.shape[1])
+
+  def choose(index, ex_seed):
+    j = tf.random.stateless_uniform([], seed=tf.random.experimental.stateless_fold_in(ex_seed, 7919),
+                                    maxval=k, dtype=tf.int32)
+    return tf.gather(tf.gather(table, index), j)
+
+  return choose
+
+
 def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, seed: int,
                   start_step: int = 0, process_index: int = 0, process_count: int = 1,
-                  num_parallel_calls=AUTOTUNE, prefetch: int = 2, deterministic: bool = True) -> tf.data.Dataset:
+                  num_parallel_calls=AUTOTUNE, prefetch: int = 2, deterministic: bool = True,
+                  order: OrderFn | None = None, partner_key: str | None = None) -> tf.data.Dataset:
   """Infinite dataset of this process's share of each global training batch.
 
   Args:
@@ -88,6 +165,10 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
     seed: the data seed.
     start_step: the first step to produce (for resuming).
     process_index, process_count: this process and how many read in parallel.
+    order: the epoch's example order, `(N, seed, epoch) -> indices` (default `epoch_order`,
+      a uniform permutation), e.g. `uniform_over_groups(pseudo_labels)`.
+    partner_key: an extra of int [N, K] candidate indices; one is drawn per example and
+      loaded as `example["partner"] = {"image", "label", "index"}`.
 
   Returns:
     Batches of `global_batch // process_count` examples, in step order from `start_step`.
@@ -100,10 +181,15 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
   get_image = _decoded_image_fn(source)
   labels = tf.constant(source.labels, tf.int32)
   extras = _extra_fns(source)
+  order_fn = order or epoch_order
+  partner = _partner_fn(source, partner_key, n) if partner_key else None
 
   def epoch_indices(epoch):
-    order = epoch_order(n, seed, epoch)[: spe * global_batch]
-    mine = tf.reshape(order, [spe, process_count, local])[:, process_index, :]
+    idx = order_fn(n, seed, epoch)
+    tf.debugging.assert_greater_equal(tf.size(idx, out_type=tf.int64), tf.cast(spe * global_batch, tf.int64),
+                                      message="the sampler's order is shorter than an epoch")
+    idx = tf.cast(idx[: spe * global_batch], tf.int32)
+    mine = tf.reshape(idx, [spe, process_count, local])[:, process_index, :]
     idx = tf.reshape(mine, [-1])
     return tf.data.Dataset.from_tensor_slices((tf.fill(tf.shape(idx), epoch), idx))
 
@@ -116,6 +202,9 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
     ex = {"image": get_image(index), "label": tf.gather(labels, index), "index": index}
     ex.update({key: get(index) for key, get in extras.items()})
     ex_seed = tf.stack([tf.constant(seed, tf.int64), epoch * n + tf.cast(index, tf.int64)])
+    if partner is not None:
+      j = partner(index, ex_seed)
+      ex["partner"] = {"image": get_image(j), "label": tf.gather(labels, j), "index": j}
     return view_fn(ex, ex_seed)
 
   options = tf.data.Options()

@@ -9,6 +9,7 @@ from jax_ssl.methods.swav import SwAV
 from jax_ssl.methods.rotnet import RotNet
 from jax_ssl.methods.context import ContextPrediction
 from jax_ssl.methods.jigsaw import Jigsaw
+from jax_ssl.methods.multitask import MultiTask
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -20,7 +21,8 @@ REGISTRY = {
     RotNet.name: RotNet,
     ContextPrediction.name: ContextPrediction,
     Jigsaw.name: Jigsaw,
+    MultiTask.name: MultiTask,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask",
            "REGISTRY", "example_batch", "with_dataset_extras"]

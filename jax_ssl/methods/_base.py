@@ -25,7 +25,12 @@ implementations cover what some methods need around the optimizer update:
   (`pass_features`, default `embed`) as device-sharded chunks
   (`jax_ssl.parallel.ShardedFeatures`), and returns its new state; the state is checkpointed
   with the rest. `dataset_extras(state)` turns it into per-example arrays the input pipeline
-  adds to every example (pseudo-labels), and the pipeline is rebuilt from them.
+  adds to every example (pseudo-labels), and the pipeline is rebuilt from them;
+  `after_dataset_pass(params, state)` may set parameters from the new state (DeepCluster-v2
+  and SMoG reset prototypes to the k-means centroids); `sampler(state, N)` may replace the
+  uniform epoch order (DeepCluster: `data.uniform_over_groups(pseudo_labels)`), and
+  `partner_key` names an extra of candidate indices from which the pipeline adds one partner
+  example to every example (SCAN: an anchor and one of its mined neighbours).
 * `set_schedule(steps_per_epoch=, total_steps=)`: the trainer tells the method the run's
   length before initializing, for schedules that live in the method (BYOL's EMA decay,
   SwAV's prototype freezing and queue start).
@@ -106,6 +111,9 @@ class Method(abc.ABC):
   simultaneous_phases: bool = False
   # ("epochs", n) or ("steps", n): run `dataset_pass` at those boundaries; None: never.
   dataset_pass_every: tuple | None = None
+  # An extra (from `dataset_extras`) of int [N, K] candidate indices: the pipeline draws one per
+  # example and adds it as `example["partner"]` ({"image", "label", "index"}); None: no partner.
+  partner_key: str | None = None
   steps_per_epoch: int | None = None  # set by `set_schedule`
   total_steps: int | None = None
   num_examples: int | None = None
@@ -188,10 +196,23 @@ class Method(abc.ABC):
 
   def dataset_extras(self, state: PyTree, num_examples: int) -> dict:
     """Host side: per-example arrays (name -> [N, ...] numpy) the pipeline adds to each example
-    (e.g. "pseudo_label"), read from the method state after a dataset pass; `state` is None
+    (e.g. "pseudo_label"), read from the method state (numpy) after a dataset pass; `state` is None
     before initialization (return placeholders of the right shape and dtype). Default none."""
     del state, num_examples
     return {}
+
+  def after_dataset_pass(self, params: PyTree, state: PyTree) -> PyTree:
+    """Parameters after a dataset pass returned `state` (e.g. prototypes set to its centroids:
+    `Prototypes.reset`); default unchanged. Jitted code; the trainer keeps them replicated."""
+    del state
+    return params
+
+  def sampler(self, state: PyTree, num_examples: int):
+    """Host side: the epoch order of the examples given the state of the latest dataset pass,
+    a `jax_ssl.data.OrderFn` (e.g. `data.uniform_over_groups(labels)`); None: a uniform
+    permutation per epoch. Called whenever the pipeline is rebuilt after a pass."""
+    del state, num_examples
+    return None
 
   def dataset_pass_due(self, step: int) -> bool:
     """Whether a dataset pass runs before `step` (needs `set_schedule`)."""

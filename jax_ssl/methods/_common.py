@@ -85,5 +85,6 @@ def example_batch(method, source) -> dict:
   Used to restore a checkpoint (the target's shapes) or to build a random-init baseline.
   Methods with dataset-level state get the placeholder extras of `dataset_extras(None, N)`.
   """
-  ds = data.train_dataset(with_dataset_extras(method, source, None), method.make_views, global_batch=2, seed=0)
+  ds = data.train_dataset(with_dataset_extras(method, source, None), method.make_views, global_batch=2, seed=0,
+                          partner_key=method.partner_key)
   return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))

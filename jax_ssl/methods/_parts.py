@@ -122,7 +122,8 @@ class Prototypes:
   """Unit-norm prototypes ``C [K, D]`` stored under the top-level parameter name `key` (the
   method's network declares the parameter; the part owns what is done to it).
 
-  `project` renormalises them after every update (and at initialisation); `param_groups`
+  `project` renormalises them after every update (and at initialisation); `reset` sets them
+  to k-means centroids after a dataset pass; `param_groups`
   freezes them for the first `frozen_steps` updates (zero gradients: under SGD, LARS or AdamW
   a frozen prototype keeps its direction); `stats` measures collapse on the scores.
   """
@@ -135,6 +136,13 @@ class Prototypes:
 
   def project(self, params: dict) -> dict:
     return {**params, self.key: l2_normalize(params[self.key])}
+
+  def reset(self, params: dict, centroids: jax.Array) -> dict:
+    """Prototypes set to (unit-normalised) centroids, e.g. of `parallel.kmeans` in a dataset
+    pass (DeepCluster-v2, SMoG: `Method.after_dataset_pass`)."""
+    if centroids.shape != params[self.key].shape:
+      raise ValueError(f"centroids {centroids.shape} do not match the prototypes {params[self.key].shape}")
+    return {**params, self.key: l2_normalize(centroids.astype(params[self.key].dtype))}
 
   def param_groups(self) -> dict:
     if not self.frozen_steps:

@@ -18,7 +18,7 @@ from jax_ssl import data as pipeline  # the public data API: train_dataset, step
 from jax_ssl.data import ArraySource
 from jax_ssl.methods import Method, with_dataset_extras
 from jax_ssl.parallel import (any_process, check_batch_divisible, extract_features_sharded, make_embed_fn,
-                              make_mesh, shard_batch)
+                              make_mesh, replicated, shard_batch, to_host)
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
 from jax_ssl.train._optim import method_optimizer
@@ -137,12 +137,21 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       view_fn = lambda ex, seed: {**method.make_views(ex, seed), "probe_image": method.eval_preprocess(ex["image"]),
                                   "label": ex["label"]}
 
+    def dataset(start, method_state):
+      order, host_state = None, None
+      if method.dataset_pass_every and method_state is not None:  # numpy on every process
+        host_state = jax.tree.map(to_host, method_state)
+        order = method.sampler(host_state, len(source))
+      return pipeline.train_dataset(with_extras(host_state), view_fn, global_batch=global_batch, seed=seed,
+                                    start_step=start, process_index=pindex, process_count=pcount, order=order,
+                                    partner_key=method.partner_key)
+
     def make_batches(start, method_state):
-      ds = pipeline.train_dataset(with_extras(method_state), view_fn, global_batch=global_batch,
-                                  seed=seed, start_step=start, process_index=pindex, process_count=pcount)
-      return _prefetch_to_device(ds.as_numpy_iterator(), mesh)
+      return _prefetch_to_device(dataset(start, method_state).as_numpy_iterator(), mesh)
 
     pass_embed = make_embed_fn(method.pass_features, mesh) if method.dataset_pass_every else None
+    # Whatever the pass's jitted code returns, the train step reads a replicated state.
+    after_pass = jax.jit(lambda p, s: (method.after_dataset_pass(p, s), s), out_shardings=replicated(mesh))
 
     def maybe_dataset_pass(ts, step):
       if pass_embed is None or not method.dataset_pass_due(step):
@@ -150,15 +159,14 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       t0 = time.perf_counter()
       feats = extract_features_sharded(pass_embed, method.eval_preprocess, ts.params, ts.state, source,
                                        batch_size=global_batch, mesh=mesh)
-      ts = ts.replace(state=method.dataset_pass(ts.params, ts.state, feats, step=step))
+      params, method_state = after_pass(ts.params, method.dataset_pass(ts.params, ts.state, feats, step=step))
+      ts = ts.replace(params=params, state=method_state)
       if is_chief:
         log.info("dataset pass at step %d: %d examples in %.1fs", step, len(source), time.perf_counter() - t0)
       return ts, True
 
     # Shapes for initialization come from the first batch of the run.
-    first = next(iter(pipeline.train_dataset(with_extras(None), view_fn, global_batch=global_batch,
-                                             seed=seed, process_index=pindex, process_count=pcount).take(1)
-                      .as_numpy_iterator()))
+    first = next(iter(dataset(0, None).take(1).as_numpy_iterator()))
     state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh, probe=probe)
     start_step = 0
     if ckpt.latest_step() is not None:

@@ -79,3 +79,66 @@ def test_eval_dataset_covers_every_example_once_in_order():
   assert nb == 5 and len(batches) == 5
   idx = np.concatenate([b["index"] for b in batches])[np.concatenate([b["mask"] for b in batches])]
   np.testing.assert_array_equal(idx, np.arange(37))
+
+
+def test_uniform_over_groups_samples_every_cluster_equally_often():
+  from jax_ssl.data import uniform_over_groups
+
+  n = 60
+  groups = np.zeros(n, np.int64)
+  groups[:5] = 1  # a small cluster (sampled with replacement) ...
+  groups[5:8] = 2
+  groups[8:10] = -1  # ... and unassigned examples, never drawn
+  order = uniform_over_groups(groups)
+  idx = order(n, 4, 0).numpy()
+  per = n // 3 + 1
+  assert len(idx) == 3 * per
+  np.testing.assert_array_equal(np.bincount(groups[idx], minlength=3), [per] * 3)
+  assert not np.isin(idx, [8, 9]).any()
+  big = idx[groups[idx] == 0]
+  assert len(np.unique(big)) == per  # the big cluster (50 members > 21 draws): without replacement
+  assert set(idx[groups[idx] == 1]) == set(range(5))  # 21 draws over 5 members reach all of them
+  assert not np.array_equal(idx, order(n, 4, 1).numpy()) and np.array_equal(idx, order(n, 4, 0).numpy())
+  # Through the pipeline: the epoch reads that order, resumes exactly, and is split over processes.
+  src = _source(n)
+  full = _take(train_dataset(src, _view, global_batch=10, seed=4, order=order), 8)
+  np.testing.assert_array_equal(np.concatenate([b["index"] for b in full[:6]]), idx[:60])
+  resumed = _take(train_dataset(src, _view, global_batch=10, seed=4, order=order, start_step=3), 5)
+  for a, b in zip(full[3:], resumed):
+    np.testing.assert_array_equal(a["index"], b["index"])
+    np.testing.assert_array_equal(a["noise"], b["noise"])
+  part = _take(train_dataset(src, _view, global_batch=10, seed=4, order=order, process_index=1, process_count=2), 2)
+  np.testing.assert_array_equal(part[1]["index"], full[1]["index"][5:])
+  with pytest.raises(DataError, match="negative"):
+    uniform_over_groups(-np.ones(4))
+
+
+def test_partner_examples_come_from_the_candidates():
+  n, k = 40, 3
+  cands = (np.arange(n)[:, None] + np.arange(1, k + 1)[None]) % n  # i -> i+1, i+2, i+3
+  src = ArraySource(_source(n).images, _source(n).labels, _source(n).class_names, "toy",
+                    extras={"neighbours": cands.astype(np.int32)})
+
+  def view(example, seed):
+    p = example["partner"]
+    return {"index": example["index"], "p_index": p["index"], "p_label": p["label"],
+            "p_pixel": tf.cast(p["image"][0, 0, 0], tf.int32), "noise": tf.random.stateless_uniform([], seed=seed)}
+
+  bs = _take(train_dataset(src, view, global_batch=8, seed=0, partner_key="neighbours"), 10)
+  idx = np.concatenate([b["index"] for b in bs])
+  pidx = np.concatenate([b["p_index"] for b in bs])
+  assert all(p in cands[i] for i, p in zip(idx, pidx))
+  np.testing.assert_array_equal(np.concatenate([b["p_pixel"] for b in bs]), pidx)  # the partner's own image
+  np.testing.assert_array_equal(np.concatenate([b["p_label"] for b in bs]), src.labels[pidx])
+  assert len(np.unique((pidx - idx) % n)) == k  # all K candidates get drawn
+  # The example's own randomness is unchanged by adding a partner.
+  plain = _take(train_dataset(src, _view, global_batch=8, seed=0), 10)
+  np.testing.assert_array_equal(np.concatenate([b["noise"] for b in bs]), np.concatenate([b["noise"] for b in plain]))
+  again = _take(train_dataset(src, view, global_batch=8, seed=0, partner_key="neighbours", start_step=6), 4)
+  np.testing.assert_array_equal(np.concatenate([b["p_index"] for b in again]),
+                                np.concatenate([b["p_index"] for b in bs[6:]]))
+  with pytest.raises(DataError, match="not among the extras"):
+    train_dataset(src, view, global_batch=8, seed=0, partner_key="nope")
+  bad = ArraySource(src.images, src.labels, src.class_names, "toy", extras={"neighbours": cands + n})
+  with pytest.raises(DataError, match="outside"):
+    train_dataset(bad, view, global_batch=8, seed=0, partner_key="neighbours")

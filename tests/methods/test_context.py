@@ -12,14 +12,14 @@ from tests.helpers import toy_source
 from tests.methods import _util
 from jax_ssl import data
 from jax_ssl.methods import ContextPrediction
-from jax_ssl.models import ResNet
+from jax_ssl.models import ConvNet, ResNet
 
 CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cifar10_subset")
 SMALL = dict(patch=6, gap=2, jitter=1, area_range=None)  # fits 16 px toy images
 
 
 def tiny(**kw):
-  return ContextPrediction(backbone=ResNet(depth=18, width=4), embed_dim=16, head_hidden_dims=(16,),
+  return ContextPrediction(backbone=ConvNet(widths=(8, 32)), embed_dim=16, head_hidden_dims=(16,),
                            eval_size=16, **{**SMALL, **kw})
 
 

@@ -13,14 +13,14 @@ from tests.methods import _util
 from jax_ssl import data
 from jax_ssl.data import ops
 from jax_ssl.methods import Jigsaw
-from jax_ssl.models import ResNet
+from jax_ssl.models import ConvNet, ResNet
 
 CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cifar10_subset")
 SMALL = dict(resize=16, crop=15, grid=3, tile=4)  # fits 16 px toy images
 
 
 def tiny(**kw):
-  return Jigsaw(backbone=ResNet(depth=18, width=4), num_permutations=12, embed_dim=16, head_hidden_dims=(16,),
+  return Jigsaw(backbone=ConvNet(widths=(8, 32)), num_permutations=12, embed_dim=16, head_hidden_dims=(16,),
                 eval_size=16, **{**SMALL, **kw})
 
 

@@ -12,11 +12,11 @@ from tests.helpers import batches as _batches, toy_source
 from tests.losses.test_swav import np_swav
 from jax_ssl import data, train
 from jax_ssl.methods import REGISTRY, SwAV
-from jax_ssl.models import ResNet
+from jax_ssl.models import ConvNet, ResNet
 
 
 def tiny_swav(**kw):
-  args = dict(backbone=ResNet(depth=18, width=4), crop_sizes=(16, 8), crop_counts=(2, 2),
+  args = dict(backbone=ConvNet(widths=(8, 16)), crop_sizes=(16, 8), crop_counts=(2, 2),
               crop_scales=((0.3, 1.0), (0.1, 0.3)), proj_hidden_dims=(16,), proj_dim=8, num_prototypes=10,
               temperature=0.1, epsilon=0.05, queue_length=0, freeze_prototypes_epochs=0.0,
               view_kwargs=dict(jitter_strength=0.5, blur_p=0.0))

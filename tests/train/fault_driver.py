@@ -132,6 +132,8 @@ def main(argv=None):
   p.add_argument("--nan_after", type=int, default=None)
   p.add_argument("--out", default=None, help="write the final train state here (.npz, process 0) when "
                  "the run completes")
+  p.add_argument("--method", default="simclr", choices=("simclr", "cluster"),
+                 help="cluster: the dataset-pass test method (k-means, sampler, partners, head reset)")
   p.add_argument("--coordinator_address", default=None)
   p.add_argument("--num_processes", type=int, default=None)
   p.add_argument("--process_id", type=int, default=None)
@@ -141,8 +143,13 @@ def main(argv=None):
   if args.coordinator_address:
     train.initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
   try:
+    method = None
+    if args.method == "cluster":
+      from tests.train.test_dataset_pass import SampledCluster  # pylint: disable=g-import-not-at-top
+
+      method = SampledCluster()
     result = run(args.workdir, steps=args.steps, devices=args.devices, checkpoint_every=args.checkpoint_every,
-                 log_every=args.log_every, sleep=args.sleep, nan_after=args.nan_after)
+                 log_every=args.log_every, sleep=args.sleep, nan_after=args.nan_after, method=method)
   except train.TrainingStopped as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     return 3

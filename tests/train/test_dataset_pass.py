@@ -13,9 +13,12 @@ import numpy as np
 import optax
 import pytest
 
-from jax_ssl import parallel, train
+from jax_ssl import data, parallel, train
 from jax_ssl.methods import Method
 from tests.helpers import toy_source
+
+# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+pytestmark = pytest.mark.xdist_group("test_dataset_pass")
 
 K, N, BATCH = 3, 64, 16  # 4 steps per epoch
 
@@ -165,3 +168,48 @@ def test_sharded_features_equal_host_features_on_8_devices():
   np.testing.assert_array_equal(np.asarray(sh.index).reshape(-1)[valid], np.arange(50))
   np.testing.assert_allclose(np.asarray(sh.features).reshape(-1, 4)[valid], host, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(np.asarray(sh.labels).reshape(-1)[valid], labels)
+
+
+class SampledCluster(ToyCluster):
+  """The pass's state also drives the sampler (only clusters of the first half of the examples
+  are drawn), one partner example per example (its successor) and the head's parameters
+  (reset to the centroids after every pass, as DeepCluster-v2's prototypes)."""
+
+  name = "toy_sampled_cluster_test"
+  partner_key = "successor"
+
+  def make_views(self, example, seed):
+    return {**super().make_views(example, seed), "partner_index": example["partner"]["index"]}
+
+  def dataset_extras(self, state, num_examples):
+    succ = ((np.arange(num_examples) + 1) % num_examples).astype(np.int32)[:, None]
+    return {**super().dataset_extras(state, num_examples), "successor": succ}
+
+  def sampler(self, state, num_examples):
+    assert isinstance(state["labels"], np.ndarray)  # host numpy
+    groups = np.where(np.arange(num_examples) < num_examples // 2, state["labels"], -1)
+    return data.uniform_over_groups(groups)
+
+  def after_dataset_pass(self, params, state):
+    return {**params, "head": {**params["head"], "kernel": state["centroids"].T}}
+
+  def loss(self, params, state, batch, rng, step):
+    loss, (new_state, m) = super().loss(params, state, batch, rng, step)
+    m = dict(m, max_index=jnp.max(batch["index"]).astype(jnp.float32),
+             partner_ok=jnp.mean((batch["partner_index"] == (batch["index"] + 1) % N).astype(jnp.float32)),
+             head_gap=jnp.max(jnp.abs(params["head"]["kernel"] - state["centroids"].T)))
+    return loss, (new_state, m)
+
+
+def test_sampler_partner_and_parameter_reset_on_8_devices(tmp_path):
+  method = SampledCluster()
+  result = train.train(method, toy_source(n=N, size=8), workdir=str(tmp_path), global_batch=BATCH, total_steps=9,
+                       tx=optax.sgd(0.5), seed=1, checkpoint_every=100, log_every=1, progress=False)
+  assert result.state.params["head"]["kernel"].sharding.is_fully_replicated
+  metrics = train.read_metrics(str(tmp_path))
+  assert len(metrics) == 9 and method.passes == [0, 4, 8]
+  assert all(m["max_index"] < N // 2 for m in metrics)  # the sampler, from the very first step
+  assert all(m["partner_ok"] == 1.0 and m["label_agree"] == 1.0 for m in metrics)
+  # The head equals the centroids at the first step after each pass, and training moves it on.
+  gaps = [m["head_gap"] for m in metrics]
+  assert gaps[0] == gaps[4] == gaps[8] == 0.0 and min(gaps[1:4]) > 0

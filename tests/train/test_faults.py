@@ -17,6 +17,9 @@ from jax_ssl.methods import SimCLR
 from tests.helpers import toy_source
 from tests.train import fault_driver as fd
 
+# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+pytestmark = pytest.mark.xdist_group("test_faults")
+
 STEPS = 12  # checkpoints every 4 steps: 4, 8, 12
 
 

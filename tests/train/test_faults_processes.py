@@ -154,3 +154,26 @@ def test_two_processes_equal_one_process_and_stop_together_on_one_signal(tmp_pat
   ref = fd.run(str(tmp_path / "reference"), steps=steps, devices=4, checkpoint_every=100)
   _compare(out, fd.flat_state(ref.state), rtol=1e-5, atol=1e-6)
   assert jax.device_count() == 8
+
+
+@pytest.mark.slow
+def test_dataset_passes_across_two_processes_equal_one_process(tmp_path):
+  """k-means over features sharded across 2 processes x 2 devices, the sampler and partner
+  examples built from it on each process, the head reset from the centroids: the same final
+  state as one process with the 4 devices."""
+  steps = 6  # passes before steps 0 and 4
+  workdir, out = str(tmp_path / "run"), str(tmp_path / "final.npz")
+  port = _free_port()
+  procs = [_start(workdir, f"--steps={steps}", "--method=cluster", "--checkpoint_every=100", "--log_every=2",
+                  f"--out={out}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                  f"--process_id={i}", devices=2) for i in range(2)]
+  for rc, text in [_finish(p) for p in procs]:
+    assert rc == 0, text[-3000:]
+  from tests.train.test_dataset_pass import SampledCluster  # pylint: disable=g-import-not-at-top
+
+  method = SampledCluster()
+  ref = fd.run(str(tmp_path / "reference"), steps=steps, devices=4, checkpoint_every=100, method=method)
+  assert method.passes == [0, 4]
+  _compare(out, fd.flat_state(ref.state), rtol=1e-5, atol=1e-6)
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in rows] == [2, 4, 6] and all(r["partner_ok"] == 1.0 for r in rows)

@@ -1,0 +1,58 @@
+"""MultiTask: one trunk, several heads, the weighted sum of the tasks' losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_ssl import methods, models
+from tests.helpers import batches, toy_source
+
+
+def _tasks():
+  return dict(rotnet=dict(image_size=16, pad_crop=2),
+              context=dict(patch=6, gap=2, jitter=1, area_range=None, downsample_p=0.0, embed_dim=16,
+                           head_hidden_dims=(16,), eval_size=16, eval_crop_fraction=1.0))
+
+
+def _method(**kw):
+  return methods.MultiTask(tasks=_tasks(), backbone=models.build_backbone("convnet", widths=(8, 8)), **kw)
+
+
+def test_one_trunk_and_each_tasks_gradient_reaches_it():
+  method = _method(weights=dict(rotnet=1.0, context=0.0))
+  b = jax.tree.map(jnp.asarray, batches(method, toy_source(n=16, size=16), 8, 1)[0])
+  params, state = method.init(jax.random.key(0), b)
+  assert set(params) == {"trunk", "tasks"} and set(params["tasks"]) == {"rotnet", "context"}
+  assert all("backbone" not in p for p in params["tasks"].values())  # the trunk is stored once
+  rot = method.tasks["rotnet"]
+  rot_views = {k[len("rotnet/"):]: v for k, v in b.items() if k.startswith("rotnet/")}
+
+  def alone(trunk, head):  # RotNet by itself on the same trunk and the same views
+    s = {"batch_stats": {**state["tasks"]["rotnet"]["batch_stats"], "backbone": state["trunk"]}}
+    return rot.loss({**head, "backbone": trunk}, s, rot_views, jax.random.key(1), 0)[0]
+
+  g_multi = jax.grad(lambda p: method.loss(p, state, b, jax.random.key(1), 0)[0])(params)
+  g_trunk, g_head = jax.grad(alone, argnums=(0, 1))(params["trunk"], params["tasks"]["rotnet"])
+  for x, y in zip(jax.tree.leaves(g_multi["trunk"]), jax.tree.leaves(g_trunk)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+  for x, y in zip(jax.tree.leaves(g_multi["tasks"]["rotnet"]), jax.tree.leaves(g_head)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+  assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g_multi["tasks"]["context"]))
+  # With both weights on, the context task's gradient joins the trunk's.
+  both = _method()
+  g_both = jax.grad(lambda p: both.loss(p, state, b, jax.random.key(1), 0)[0])(params)
+  diff = max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(g_both["trunk"]), jax.tree.leaves(g_trunk)))
+  assert diff > 1e-6
+  loss, (_, m) = both.loss(params, state, b, jax.random.key(1), 0)
+  np.testing.assert_allclose(float(loss), float(m["rotnet/loss"] + m["context/loss"]), rtol=1e-6)
+
+
+def test_tasks_that_cannot_share_a_trunk_are_refused():
+  bb = models.build_backbone("convnet", widths=(8,))
+  with pytest.raises(ValueError, match="overrides 'update_state'"):
+    methods.MultiTask(tasks=dict(byol=dict(image_size=16)), backbone=bb)
+  with pytest.raises(ValueError, match="unknown task 'nope'"):
+    methods.MultiTask(tasks=dict(nope={}), backbone=bb)
+  with pytest.raises(ValueError, match="weights for unknown tasks"):
+    methods.MultiTask(tasks=dict(rotnet=dict(image_size=16)), weights=dict(jigsaw=1.0), backbone=bb)
