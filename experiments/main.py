@@ -37,8 +37,23 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.ini
                                  "settings (TPU pods, SLURM); implied by --coordinator_address.")
 
 
+def _config_path(argv):
+  """The file part of --config=PATH[:VARIANT] (or --config PATH[:VARIANT]) in `argv`, or None."""
+  for i, a in enumerate(argv[1:], 1):
+    if a.startswith("--config="):
+      return a.split("=", 1)[1].split(":", 1)[0]
+    if a == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":", 1)[0]
+  return None
+
+
 def _parse_flags(argv):
   """absl flag parsing with one clear line for a bad flag or config override (no traceback)."""
+  path = _config_path(argv)
+  if path is not None and not os.path.isfile(path):
+    print(f"error: config file not found: {path} (expected e.g. experiments/configs/simclr_cifar10.py:quick)",
+          file=sys.stderr)
+    sys.exit(2)
   try:
     return flags.FLAGS(argv)
   except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
@@ -46,6 +61,8 @@ def _parse_flags(argv):
     while isinstance(detail, BaseException) and detail.args:
       detail = detail.args[0]
     detail = " ".join(str(detail).split())
+    if "Traceback (most recent call last)" in detail:  # an error raised inside the config file
+      detail = "config file: " + detail.rsplit("Error: ", 1)[-1]
     overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     hint = f" (overrides given: {', '.join(overrides)})" if overrides else ""
     print(f"error: bad command line or unknown config key: {detail}{hint}", file=sys.stderr)

@@ -55,22 +55,40 @@ def build_method(config) -> methods.Method:
                                          std=tuple(config.data.std), **kwargs)
 
 
-def build_sources(data_cfg, eval_cfg=None):
+def build_sources(data_cfg, eval_cfg=None, *, for_evaluation: bool = False):
   """(training source, evaluation source).
 
-  With `eval.split = "validation"` a seeded, class-balanced `eval.val_fraction` of the training
-  images is held out (`data.split_validation`): the run pretrains on the rest and is evaluated
-  on the held-out part, so recipes are chosen without looking at the test split.
+  Pretraining reads `data.train_split` (labelled or not). For evaluation (`for_evaluation`)
+  the first source is the labelled split whose features are the kNN memory bank and the
+  probe's training set: `data.eval_train_split` (default `train_split`; STL-10 pretrains on
+  "unlabelled" and evaluates with "train"). With `eval.split = "validation"` a seeded,
+  class-balanced `eval.val_fraction` of the training images is held out
+  (`data.split_validation`): the run pretrains on the rest and is evaluated on the held-out
+  part, so recipes are chosen without looking at the test split.
   """
   kw = dict(kind=data_cfg.kind, path=data_cfg.path, name=data_cfg.name, data_dir=data_cfg.data_dir,
-            download=data_cfg.download)
-  train_src = data.load_source(split=data_cfg.train_split, **kw)
+            download=data_cfg.download, labels=data_cfg.get("labels", "auto"),
+            storage=data_cfg.get("storage", "auto"))
+  train_split = data_cfg.train_split
+  if for_evaluation and data_cfg.get("eval_train_split"):
+    train_split = data_cfg.eval_train_split
+  train_src = data.load_source(split=train_split, **kw)
   split = eval_cfg.get("split", "test") if eval_cfg is not None else "test"
+  if split not in ("test", "validation"):
+    raise ValueError(f"config.eval.split must be 'test' or 'validation', got {split!r}")
+  if (for_evaluation or split == "validation") and not train_src.labeled:
+    raise data.DataError(
+        f"evaluation needs labelled splits, and {train_src.name} has no labels; pass "
+        f"--config.data.eval_train_split=SPLIT (labelled images: the kNN memory bank and the linear probe's "
+        f"training set) and --config.data.test_split=SPLIT (labelled images to report on)")
   if split == "validation":
     return data.split_validation(train_src, fraction=eval_cfg.val_fraction, seed=eval_cfg.val_seed)
-  if split != "test":
-    raise ValueError(f"config.eval.split must be 'test' or 'validation', got {split!r}")
+  if not for_evaluation:
+    return train_src, None
   test_src = data.load_source(split=data_cfg.test_split, class_names=train_src.class_names or None, **kw)
+  if not test_src.labeled:
+    raise data.DataError(f"evaluation needs labelled splits, and {test_src.name} has no labels; pass "
+                         f"--config.data.test_split=SPLIT (a labelled split to report on)")
   return train_src, test_src
 
 
@@ -82,10 +100,23 @@ def build_optimizer(train_cfg, num_train: int):
   """
   if train_cfg.epochs <= 0:
     raise ValueError(f"config.train.epochs must be positive, got {train_cfg.epochs}")
+  if train_cfg.warmup_epochs < 0:
+    raise ValueError(f"config.train.warmup_epochs must be >= 0, got {train_cfg.warmup_epochs}")
   spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
-  total = int(round(train_cfg.epochs * spe))
+  steps = train_cfg.get("steps")
+  if steps is not None:  # the run's length in steps; the schedule keeps its shape
+    if steps <= 0:
+      raise ValueError(f"config.train.steps must be positive, got {steps}")
+    total = int(steps)
+    warmup = int(round(train_cfg.warmup_epochs / train_cfg.epochs * total))
+  else:
+    total = int(round(train_cfg.epochs * spe))
+    warmup = int(train_cfg.warmup_epochs * spe)
+  if total <= 0:
+    raise ValueError(f"config.train.epochs={train_cfg.epochs} is less than one step of batch "
+                     f"{train_cfg.batch_size} over {num_train} examples")
   lr = train.scaled_lr(train_cfg.base_lr, train_cfg.batch_size, train_cfg.lr_scaling)
-  schedule = train.warmup_cosine(base_lr=lr, total_steps=total, warmup_steps=int(train_cfg.warmup_epochs * spe))
+  schedule = train.warmup_cosine(base_lr=lr, total_steps=total, warmup_steps=min(warmup, total))
 
   def tx(mask):
     return train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=train_cfg.weight_decay,
@@ -107,6 +138,8 @@ def run_train(config, workdir: str) -> train.TrainResult:
           f"batch {config.train.batch_size} on {jax.device_count()} {jax.devices()[0].platform} device(s)",
           flush=True)
   probe = None
+  if (config.train.get("online_probe", False) or config.eval.get("monitor_every", 0)) and not train_src.labeled:
+    raise data.DataError(f"train.online_probe and eval.monitor_every need labels, and {train_src.name} has none")
   if config.train.get("online_probe", False):
     probe = train.OnlineProbe(train_src.num_classes, lr=config.train.online_probe_lr)
   evaluators = []
@@ -134,7 +167,7 @@ def run_train(config, workdir: str) -> train.TrainResult:
 def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
   method = build_method(config)
-  train_src, test_src = build_sources(config.data, config.eval)
+  train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
   train_src = method.prepare_source(train_src)  # make_views of the init batch may need it
   mesh = train.make_mesh()
   ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))

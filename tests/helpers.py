@@ -7,6 +7,18 @@ from jax_ssl import data, train
 from jax_ssl.data import ArraySource
 
 
+_ONCE = {}
+
+
+def once(key, make):
+  """`make()` computed once per test process (xdist worker) and kept: for expensive shared
+  results. A module-scoped fixture is not enough under xdist, which may interleave a module's
+  tests with other modules' on one worker, tearing the fixture down and setting it up again."""
+  if key not in _ONCE:
+    _ONCE[key] = make()
+  return _ONCE[key]
+
+
 def toy_source(n=64, size=16, num_classes=4, seed=0):
   """Random uint8 images whose colour depends on the class (so features can learn something)."""
   rng = np.random.default_rng(seed)

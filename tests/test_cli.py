@@ -16,7 +16,7 @@ CIFAR = os.path.join(ROOT, "..", "shared", "data", "cifar10_subset")
 # A tiny network and a short schedule: what is tested is the wiring, not the accuracy.
 TINY = [
     "--config.model.width=8", "--config.method_kwargs.proj_hidden_dims=(32,)",
-    "--config.method_kwargs.proj_dim=16", "--config.train.batch_size=64", "--config.train.epochs=6",
+    "--config.method_kwargs.proj_dim=16", "--config.train.batch_size=64", "--config.train.steps=20",
     "--config.train.warmup_epochs=1", "--config.train.log_every=5", "--config.train.checkpoint_every=10",
     "--config.eval.batch_size=128", "--config.eval.linear_iters=50",
 ]
@@ -59,7 +59,7 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
     rows = [json.loads(line) for line in f]
   losses = [r["loss"] for r in rows if r["kind"] == "train"]
   steps = [r["step"] for r in rows if r["kind"] == "train"]
-  assert steps == sorted(steps) and steps[-1] == 6 * (480 // 64)
+  assert steps == sorted(steps) and steps[-1] == 20  # config.train.steps sizes the run
   # Learning on real images: the contrastive loss falls well below its starting value.
   assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.2, losses
   with open(os.path.join(workdir, "results.json")) as f:
@@ -104,3 +104,77 @@ def test_bad_image_file_is_one_clear_error(tmp_path):
   assert proc.returncode == 2
   assert "broken.png" in proc.stderr and "not a readable image" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_missing_config_file_and_bad_variant_are_one_clear_error(tmp_path):
+  proc = _run("--config=experiments/configs/no_such_config.py:quick", f"--workdir={tmp_path}")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert "config file not found: experiments/configs/no_such_config.py" in proc.stderr
+  proc = _run(f"--config={CONFIG}:no_such_variant", f"--workdir={tmp_path}")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert "unknown variant 'no_such_variant'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.train.epochs=-1", "config.train.epochs must be positive, got -1"),
+    ("--config.train.steps=0", "config.train.steps must be positive, got 0"),
+])
+def test_non_positive_run_length_is_one_clear_error(tmp_path, override, message):
+  data = _subset(str(tmp_path / "data"), 4, 2)
+  proc = _run(f"--config={CONFIG}:quick", f"--workdir={tmp_path}/run", f"--config.data.path={data}", override)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert message in proc.stderr and "Traceback" not in proc.stderr
+  assert not os.path.exists(os.path.join(tmp_path, "run", "checkpoints"))
+
+
+def test_steps_size_the_run_and_its_schedule():
+  from experiments import runner
+  from experiments.configs import simclr_cifar10
+
+  cfg = simclr_cifar10.get_config("quick").train
+  _, schedule, total = runner.build_optimizer(cfg, num_train=6400)
+  assert total == cfg.epochs * (6400 // cfg.batch_size)
+  cfg.steps = 20
+  _, schedule, total = runner.build_optimizer(cfg, num_train=6400)
+  warm = round(cfg.warmup_epochs / cfg.epochs * 20)
+  assert total == 20 and 0 < warm < 20
+  lr = [float(schedule(s)) for s in range(21)]
+  assert lr[warm] == max(lr) and lr[0] < lr[warm] and lr[20] < 0.01 * lr[warm]  # warm-up, then cosine to ~0
+
+
+def test_pretraining_on_unlabeled_images_and_a_clear_error_for_evaluating_on_them(tmp_path):
+  from experiments import runner
+  from experiments.configs import simclr_cifar10
+  from jax_ssl import data
+
+  flat = tmp_path / "flat" / "train"
+  os.makedirs(flat)
+  for cls in ("cat", "dog"):
+    for name in sorted(os.listdir(os.path.join(CIFAR, "train", cls)))[:3]:
+      shutil.copy(os.path.join(CIFAR, "train", cls, name), flat / f"{cls}_{name}")
+  cfg = simclr_cifar10.get_config("quick")
+  cfg.data.path = str(tmp_path / "flat")
+  src, _ = runner.build_sources(cfg.data, cfg.eval)  # pretraining: fine without labels
+  assert len(src) == 6 and not src.labeled
+  import jax
+  import optax
+  from jax_ssl import methods, models, parallel, train
+
+  method = methods.SimCLR(backbone=models.ConvNet(widths=(8, 8)), image_size=16, proj_hidden_dims=(16,), proj_dim=8)
+  result = train.train(method, src, workdir=str(tmp_path / "run"), global_batch=2, total_steps=2, tx=optax.sgd(0.1),
+                       progress=False, mesh=parallel.make_mesh(jax.devices()[:1]))
+  assert result.step == 2 and int(result.state.skipped) == 0
+  with pytest.raises(data.DataError, match="evaluation needs labelled splits.*eval_train_split"):
+    runner.build_sources(cfg.data, cfg.eval, for_evaluation=True)
+  cfg.eval.split = "validation"
+  with pytest.raises(data.DataError, match="evaluation needs labelled splits"):
+    runner.build_sources(cfg.data, cfg.eval)
+  # A labelled split for evaluation beside the unlabeled one (STL-10's layout).
+  cfg.eval.split = "test"
+  _subset(str(tmp_path / "flat_lab"), 2, 2)
+  shutil.copytree(flat, tmp_path / "flat_lab" / "unlabelled")
+  cfg.data.path = str(tmp_path / "flat_lab")
+  cfg.data.train_split, cfg.data.eval_train_split = "unlabelled", "train"
+  pre, _ = runner.build_sources(cfg.data, cfg.eval)
+  bank, test = runner.build_sources(cfg.data, cfg.eval, for_evaluation=True)
+  assert not pre.labeled and bank.labeled and test.labeled and len(bank) == 20

@@ -18,9 +18,9 @@ import pytest
 
 from experiments import runner
 from jax_ssl import evaluate, methods, models, parallel, train
-from tests.helpers import assert_trees_close, batches, run_steps, toy_source
+from tests.helpers import assert_trees_close, batches, once, run_steps, toy_source
 
-# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+# Each method's steps are computed once per worker: keep the module on one worker.
 pytestmark = pytest.mark.xdist_group("test_contract")
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
@@ -86,15 +86,19 @@ def _tiny(name, tmp):
   return method, method.prepare_source(src)
 
 
-@pytest.fixture(scope="module", params=sorted(CONTRACT))
+@pytest.fixture(params=sorted(CONTRACT))
 def ran(request, tmp_path_factory):
-  """Two steps of each method on 1 and on 8 devices (compiled once per method for all tests)."""
-  method, src = _tiny(request.param, tmp_path_factory.mktemp("masks"))
+  """Two steps of each method on 1 and on 8 devices, computed once per method and worker."""
+  return once(("contract", request.param), lambda: _run_contract(request.param, tmp_path_factory.mktemp("masks")))
+
+
+def _run_contract(name, tmp):
+  method, src = _tiny(name, tmp)
   bs = batches(method, src, BATCH, 2)
   tx = optax.sgd(0.1, momentum=0.9)
   p0, s1, m1 = run_steps(method, tx, bs, jax.devices()[:1], with_initial=True)
   s8, m8 = run_steps(method, tx, bs, jax.devices())
-  return dict(name=request.param, method=method, src=src, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
+  return dict(name=name, method=method, src=src, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
 
 
 def test_two_finite_steps_that_change_the_parameters(ran):

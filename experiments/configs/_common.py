@@ -33,7 +33,17 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
   d.name = name
   d.data_dir = ml_collections.FieldReference(None, field_type=str)
   d.download = False
-  d.train_split = "train"
+  d.train_split = "train"  # pretraining images (labelled or not)
+  # Folders: "auto" (images directly in ROOT/SPLIT: unlabeled, any depth; else class folders),
+  # "folders" (ROOT/SPLIT/CLASS/IMAGE) or "none" (every image below ROOT/SPLIT, unlabeled).
+  d.labels = "auto"
+  # Folders: "memory" (decoded / encoded in host memory, every file checked at load), "files"
+  # (paths only, read per example: memory independent of the dataset's size) or "auto"
+  # ("memory" up to jax_ssl.data.MAX_IN_MEMORY_BYTES of image files).
+  d.storage = "auto"
+  # The labelled split for the kNN memory bank / probe training (None: train_split), e.g.
+  # "train" when pretraining on STL-10's "unlabelled".
+  d.eval_train_split = ml_collections.FieldReference(None, field_type=str)
   d.test_split = test_split
   d.mean = mean
   d.std = std
@@ -65,9 +75,12 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
   online_probe: train a linear classifier on stop-gradient features of the batches' labels
     beside the method (`jax_ssl.train.OnlineProbe`, Adam at `online_probe_lr`); logs
     online_probe/top1. Off by default: it costs one extra forward pass per step.
+  steps: unset (None): the run is `epochs` long. Set (`--config.train.steps=20`): the run is
+    that many steps and the schedule keeps its shape (warm-up `warmup_epochs / epochs` of the
+    run), e.g. a smoke run on ImageNet.
   """
   return ml_collections.ConfigDict(dict(
-      batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
+      steps=ml_collections.FieldReference(None, field_type=int), batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
       weight_decay=weight_decay, warmup_epochs=warmup_epochs, momentum=momentum,
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
       max_nonfinite_steps=max_nonfinite_steps, online_probe=online_probe, online_probe_lr=online_probe_lr))

@@ -60,7 +60,11 @@ def encode_png16(mask: np.ndarray) -> bytes:
 def _cache_path(source: ArraySource, params: dict, cache_dir: str) -> str:
   digest = hashlib.sha1()
   digest.update(repr((_CACHE_VERSION, source.name, len(source), sorted(params.items()))).encode())
-  if source.encoded:
+  if source.files:  # paths, sizes and modification times: reading every file just to key the cache is too slow
+    for path in source.images:
+      st = os.stat(path)
+      digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+  elif source.encoded:
     for blob in source.images:
       digest.update(blob)
   else:
@@ -102,7 +106,7 @@ def fh_masks(source: ArraySource, *, scale: float = 1000.0, sigma: float = 0.8, 
   t0 = time.perf_counter()
   masks = []
   for i in range(len(source)):
-    image = _decode(source.images[i]) if source.encoded else source.images[i]
+    image = _decode(source.blob(i)) if source.encoded else source.images[i]
     seg = fh_segment(image, scale=scale, sigma=sigma, min_size=min_size)
     if int(seg.max()) >= max_ids:
       raise DataError(f"{source.name}: image {i} has {int(seg.max()) + 1} FH segments, more than max_ids="

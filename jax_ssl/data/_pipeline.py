@@ -37,10 +37,12 @@ OrderFn = Callable[[int, int, tf.Tensor], tf.Tensor]
 def _decoded_image_fn(source: ArraySource):
   """Returns index -> uint8 [H, W, 3] image tensor (decoding when the source is encoded)."""
   if source.encoded:
+    # File-backed sources keep only the paths (about 100 bytes per image) in the graph.
     blobs = tf.constant(list(source.images), dtype=tf.string)
+    read = tf.io.read_file if source.files else (lambda blob: blob)
 
     def get(index):
-      img = tf.io.decode_image(tf.gather(blobs, index), channels=3, expand_animations=False)
+      img = tf.io.decode_image(read(tf.gather(blobs, index)), channels=3, expand_animations=False)
       img.set_shape([None, None, 3])
       return img
   else:
@@ -242,5 +244,18 @@ def eval_dataset(source: ArraySource, preprocess: Callable[[tf.Tensor], tf.Tenso
   return ds.batch(local, drop_remainder=True).prefetch(2), num_batches
 
 
-def as_numpy_iterator(ds: tf.data.Dataset) -> Iterator[dict]:
-  return ds.as_numpy_iterator()
+def as_numpy_iterator(ds: tf.data.Dataset, source: ArraySource | None = None) -> Iterator[dict]:
+  """`ds.as_numpy_iterator()`; an image that fails to decode mid-run (file-backed sources are
+  not decoded up front) becomes one `DataError` naming the source and the way to find the file."""
+  it = ds.as_numpy_iterator()
+  while True:
+    try:
+      yield next(it)
+    except StopIteration:
+      return
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as e:
+      where = source.name if source is not None else "the training data"
+      hint = (" Find the file with jax_ssl.data.validate_files(source) (decodes every image in parallel)."
+              if source is not None and source.files else "")
+      raise DataError(f"{where}: an image could not be read or decoded "
+                      f"({type(e).__name__}: {' '.join(e.message.split())[:300]}).{hint}") from None

@@ -111,8 +111,7 @@ def nearest_patch_grid(source, embed_fn, path: str, *, patch: int, normalize, pr
 
   pats, owner = [], []
   for i in range(min(num_images, len(source))):
-    raw = source.images[i]
-    img = tf.io.decode_image(raw, channels=3, expand_animations=False) if source.encoded else tf.constant(raw)
+    img = tf.constant(source.image(i))
     p, _ = grid_patches(prepare(img).numpy(), patch=patch, max_patches=per_image)
     pats.append(p)
     owner += [i] * len(p)

@@ -179,10 +179,7 @@ def write_mask_figure(method, source, path: str, *, num_images: int = 6, seed: i
   fig, axes = plt.subplots(n, 4, figsize=(8, 2 * n), squeeze=False)
   cmap = plt.get_cmap("tab20")
   for i in range(n):
-    if source.encoded:
-      image = tf.io.decode_image(source.images[i], channels=3, expand_animations=False)
-    else:
-      image = tf.constant(source.images[i])
+    image = tf.constant(source.image(i))
     example = {"image": image, "label": tf.constant(0), "index": tf.constant(i)}
     if "mask" in source.extras:
       m = source.extras["mask"][i]

@@ -36,7 +36,7 @@ def _batches(source, preprocess, *, batch_size: int, mesh):
   check_batch_divisible(batch_size, mesh, "evaluation batch size")
   ds, _ = data.eval_dataset(source, preprocess, batch_size=batch_size, process_index=jax.process_index(),
                             process_count=jax.process_count())
-  for batch in ds.as_numpy_iterator():
+  for batch in data.as_numpy_iterator(ds, source):
     yield shard_batch(batch, mesh)
 
 

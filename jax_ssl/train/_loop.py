@@ -147,7 +147,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
                                     partner_key=method.partner_key)
 
     def make_batches(start, method_state):
-      return _prefetch_to_device(dataset(start, method_state).as_numpy_iterator(), mesh)
+      return _prefetch_to_device(pipeline.as_numpy_iterator(dataset(start, method_state), source), mesh)
 
     pass_embed = make_embed_fn(method.pass_features, mesh) if method.dataset_pass_every else None
     # Whatever the pass's jitted code returns, the train step reads a replicated state.

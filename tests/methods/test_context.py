@@ -12,7 +12,7 @@ from tests.helpers import toy_source
 from tests.methods import _util
 from jax_ssl import data
 from jax_ssl.methods import ContextPrediction
-from jax_ssl.models import ConvNet, ResNet
+from jax_ssl.models import ConvNet
 
 CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cifar10_subset")
 SMALL = dict(patch=6, gap=2, jitter=1, area_range=None)  # fits 16 px toy images
@@ -67,7 +67,7 @@ def test_two_steps_embeddings_and_nearest_patch_png(tmp_path):
 def test_learns_relative_positions_on_real_cifar():
   src = data.load_image_folder(CIFAR, "train")
   src = data.ArraySource(src.images[:256], src.labels[:256], src.class_names, "cifar256")
-  method = ContextPrediction(backbone=ResNet(depth=18, width=8), patch=10, gap=2, jitter=1, area_range=None,
+  method = ContextPrediction(backbone=ConvNet((64, 128)), patch=10, gap=2, jitter=1, area_range=None,
                              color="projection", downsample_p=0.0, embed_dim=64, head_hidden_dims=(64,),
                              eval_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
   bs = _util.batches(method, src, 32, 60)
@@ -76,4 +76,4 @@ def test_learns_relative_positions_on_real_cifar():
   last = np.mean([m["loss"] for m in ms[-10:]])
   acc = np.mean([m["context_acc"] for m in ms[-10:]])
   assert last < first - 0.15, (first, last)
-  assert acc > 0.18, acc  # chance 0.125; 0.18 is 3 sigma above it for 320 pairs (measured: 0.228)
+  assert acc > 0.18, acc  # chance 0.125; 0.18 is 3 sigma above it for 320 pairs (measured: 0.234)

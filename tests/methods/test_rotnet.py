@@ -13,7 +13,7 @@ from tests.methods import _util
 from jax_ssl import data, evaluate, losses
 from jax_ssl.data import ops
 from jax_ssl.methods import RotNet
-from jax_ssl.models import ResNet
+from jax_ssl.models import ConvNet, ResNet
 
 CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cifar10_subset")
 
@@ -98,7 +98,7 @@ def test_per_block_report_rows():
 def test_learns_rotations_on_real_cifar():
   src = data.load_image_folder(CIFAR, "train")
   src = data.ArraySource(src.images[:512], src.labels[:512], src.class_names, "cifar512")
-  method = RotNet(backbone=ResNet(depth=18, width=8), image_size=32)
+  method = RotNet(backbone=ConvNet((32, 64, 128)), image_size=32)  # measured: acc 0.66, held out 54.6
   tx = optax.adamw(3e-3)
   bs = _util.batches(method, src, 32, 60)
   trained, ms = _util.run_steps(method, tx, bs, jax.devices()[:1])

@@ -12,7 +12,7 @@ from tests.helpers import batches as _batches, toy_source
 from tests.losses.test_swav import np_swav
 from jax_ssl import data, train
 from jax_ssl.methods import REGISTRY, SwAV
-from jax_ssl.models import ConvNet, ResNet
+from jax_ssl.models import ConvNet
 
 
 def tiny_swav(**kw):
@@ -223,11 +223,13 @@ def test_learns_on_the_real_cifar_subset():
   """A short run on real images: the swapped-prediction loss falls, no collapse, the queue is used.
 
   (kNN accuracy is not asserted: at this size and length, 64 steps of a width-8 ResNet-18 on
-  16-pixel crops, it moved 22.6 -> 23.6 (k=20), within noise; the acceptance run measures it.)
+  16-pixel crops, it moved 22.6 -> 23.6 (k=20), within noise; the acceptance run measures it.
+  The trunk is now a 3-layer ConvNet, 3x cheaper: measured loss 4.11 -> 3.38, 22 prototypes
+  in use.)
   """
   path = os.path.join(SHARED, "cifar10_subset")
   train_src = data.load_source(kind="folder", path=path, split="train")
-  method = tiny_swav(backbone=ResNet(depth=18, width=8), crop_scales=((0.2, 1.0), (0.08, 0.4)),
+  method = tiny_swav(backbone=ConvNet((32, 64, 128)), crop_scales=((0.2, 1.0), (0.08, 0.4)),
                      proj_hidden_dims=(64,), proj_dim=32, num_prototypes=30, queue_length=256,
                      queue_start_epoch=0.5, freeze_prototypes_epochs=0.25)
   steps, batch = 64, 128
@@ -240,6 +242,6 @@ def test_learns_on_the_real_cifar_subset():
   last = np.mean([m["loss"] for m in metrics[-8:]])
   in_use = np.mean([m["prototypes_in_use"] for m in metrics[-8:]])
   print(f"loss {first:.3f} -> {last:.3f}; prototypes in use {in_use:.1f}")
-  assert last < first - 0.5  # measured 4.23 -> 3.38
+  assert last < first - 0.5  # measured 4.11 -> 3.38
   assert in_use > 5 and method.check_metrics({"prototypes_in_use": in_use}) is None
   assert any(m["queue_used"] for m in metrics)

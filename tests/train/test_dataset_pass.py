@@ -15,9 +15,9 @@ import pytest
 
 from jax_ssl import data, parallel, train
 from jax_ssl.methods import Method
-from tests.helpers import toy_source
+from tests.helpers import once, toy_source
 
-# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+# The shared reference run is computed once per worker: keep the module on one worker.
 pytestmark = pytest.mark.xdist_group("test_dataset_pass")
 
 K, N, BATCH = 3, 64, 16  # 4 steps per epoch
@@ -111,10 +111,12 @@ def _host(result):
   return jax.tree.map(np.asarray, jax.device_get({"p": result.state.params, "s": result.state.state}))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("ref"))
-  return (*_run(workdir), workdir)
+  def make():
+    workdir = str(tmp_path_factory.mktemp("ref"))
+    return (*_run(workdir), workdir)
+  return once("test_dataset_pass.reference", make)
 
 
 def test_one_pass_per_epoch_and_labels_reach_the_batches(reference):

@@ -15,21 +15,24 @@ from PIL import Image
 from jax_ssl import data, train
 from jax_ssl.methods import SimCLR
 from tests.helpers import toy_source
+from tests.helpers import once
 from tests.train import fault_driver as fd
 
-# Module-scoped fixtures: keep the module on one xdist worker so they are computed once.
+# The shared reference run is computed once per worker: keep the module on one worker.
 pytestmark = pytest.mark.xdist_group("test_faults")
 
 STEPS = 12  # checkpoints every 4 steps: 4, 8, 12
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference(tmp_path_factory):
-  """An uninterrupted run to STEPS on one device: its final state and its workdir."""
-  workdir = str(tmp_path_factory.mktemp("reference"))
-  result = fd.run(workdir, steps=STEPS, devices=1)
-  assert result.step == STEPS and not result.preempted
-  return fd.flat_state(result.state), workdir
+  """An uninterrupted run to STEPS on one device: its final state and its workdir (run once)."""
+  def make():
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    result = fd.run(workdir, steps=STEPS, devices=1)
+    assert result.step == STEPS and not result.preempted
+    return fd.flat_state(result.state), workdir
+  return once("test_faults.reference", make)
 
 
 def _assert_states_equal(a, b):

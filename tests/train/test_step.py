@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import batches as _batches, run_steps as _run_steps, toy_source
+from tests.helpers import batches as _batches, toy_source
 from jax_ssl import train
 from jax_ssl.methods import SimCLR
 from jax_ssl.models import ConvNet
