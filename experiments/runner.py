@@ -102,11 +102,11 @@ def build_optimizer(train_cfg, num_train: int):
     raise ValueError(f"config.train.epochs must be positive, got {train_cfg.epochs}")
   if train_cfg.warmup_epochs < 0:
     raise ValueError(f"config.train.warmup_epochs must be >= 0, got {train_cfg.warmup_epochs}")
-  spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
   steps = train_cfg.get("steps")
+  if steps is not None and steps <= 0:
+    raise ValueError(f"config.train.steps must be positive, got {steps}")
+  spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
   if steps is not None:  # the run's length in steps; the schedule keeps its shape
-    if steps <= 0:
-      raise ValueError(f"config.train.steps must be positive, got {steps}")
     total = int(steps)
     warmup = int(round(train_cfg.warmup_epochs / train_cfg.epochs * total))
   else:

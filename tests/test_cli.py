@@ -61,7 +61,7 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   steps = [r["step"] for r in rows if r["kind"] == "train"]
   assert steps == sorted(steps) and steps[-1] == 20  # config.train.steps sizes the run
   # Learning on real images: the contrastive loss falls well below its starting value.
-  assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 - 0.2, losses
+  assert losses[-1] < losses[0] - 0.2, losses  # 5-step averages: measured 4.74 -> 4.32
   with open(os.path.join(workdir, "results.json")) as f:
     first = json.load(f)
   assert set(first["report"]) == {"pretrained", "random_init", "pixels", "pixels_std"}
