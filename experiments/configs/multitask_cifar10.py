@@ -19,7 +19,8 @@ Variants (the argument after the colon):
 
 import ml_collections
 
-from experiments.configs._common import data_config, eval_config, model_config, train_config
+from experiments.configs import rotnet_cifar10
+from experiments.configs._common import data_config, eval_config, model_config
 
 
 VARIANTS = ('quick', 'full')
@@ -38,25 +39,14 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
 
   c.method_kwargs = ml_collections.ConfigDict()
   c.method_kwargs.tasks = ml_collections.ConfigDict()
-  c.method_kwargs.tasks.rotnet = dict(image_size=32, head_hidden_dims=(), pad_crop=4, flip_p=0.5,
-                                      eval_crop_fraction=1.0)
+  c.method_kwargs.tasks.rotnet = rotnet_cifar10.get_config(arg).method_kwargs.to_dict()
   c.method_kwargs.tasks.context = dict(patch=10, gap=2, jitter=1, area_range=None, color="projection",
                                        downsample_p=0.0, min_area=100, embed_dim=256 if quick else 1024,
                                        head_hidden_dims=(256,) if quick else (1024,), eval_size=32,
                                        eval_crop_fraction=1.0)
   c.method_kwargs.weights = dict(rotnet=1.0, context=1.0)
 
-  c.train = train_config(
-      batch_size=64 if quick else 128,
-      epochs=6 if quick else 100,
-      optimizer="adamw" if quick else "sgd",
-      base_lr=3e-3 if quick else 0.1,
-      lr_scaling="none",
-      weight_decay=1e-4 if quick else 5e-4,
-      warmup_epochs=1 if quick else 0,
-      checkpoint_every=200 if quick else 5000,
-      log_every=16 if quick else 100,
-  )
+  c.train = rotnet_cifar10.get_config(arg).train  # RotNet's CIFAR recipe, quick and full
 
   c.eval = eval_config(per_block=True)
   return c
