@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= runs/simclr_cifar10_quick
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast test-imagenet bench install clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
+
+test-imagenet: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -m imagenet_smoke tests/test_imagenet_configs.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py

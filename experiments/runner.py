@@ -125,6 +125,19 @@ def build_optimizer(train_cfg, num_train: int):
   return tx, schedule, total
 
 
+def run_prepare(config) -> data.ArraySource:
+  """The training source with the method's dataset-level inputs computed (e.g. FH masks), no training."""
+  method = build_method(config)
+  train_src, _ = build_sources(config.data, config.eval)
+  t0 = time.time()
+  prepared = method.prepare_source(train_src)
+  if jax.process_index() == 0:
+    extras = ", ".join(sorted(prepared.extras)) or "nothing to precompute for this method"
+    print(f"{method.name}: prepared {len(prepared)} training images of {prepared.name} ({extras}) in "
+          f"{time.time() - t0:.0f}s", flush=True)
+  return prepared
+
+
 def run_train(config, workdir: str) -> train.TrainResult:
   method = build_method(config)
   train_src, _ = build_sources(config.data, config.eval)

@@ -4,12 +4,14 @@ DetCon (Hénaff et al. 2021, Sec. 3.2) contrasts regions of unsupervised FH segm
 (Felzenszwalb & Huttenlocher 2004), computed once per image on the full-resolution image
 before any augmentation (the official ``generate_fh_masks_for_imagenet.py`` uses
 ``skimage.segmentation.felzenszwalb`` with scale = min_size = 1000 on ImageNet). Here the
-masks of a source are computed with scikit-image on first use and stored in a cache file
-keyed by the source's name, its size, a digest of its image bytes and the FH parameters, so
-a second run (or evaluation) loads them instantly.
+masks of a source are computed with scikit-image, in parallel on every core (and split
+across hosts), into a mask store on disk keyed by the source's name, its size, a digest of
+its images and the FH parameters: resumable shard by shard, and opened instantly by a
+second run (or evaluation). `experiments/main.py --mode=prepare` precomputes them offline.
 
 Masks are attached to a source as ``source.extras["mask"]``: uint16 ``[N, H, W]`` for
-same-size images, else an object array of 16-bit PNGs (decoded per example by the pipeline).
+same-size in-memory images, else a :class:`BlobStore` of 16-bit PNGs on disk (read and
+decoded per example by the pipeline, so host memory does not grow with the dataset).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from jax_ssl.data._sources import ArraySource, DataError
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: a folder of shards (1 was one .npz)
 
 
 def default_cache_dir() -> str:
@@ -58,9 +60,13 @@ def encode_png16(mask: np.ndarray) -> bytes:
 
 
 def _cache_path(source: ArraySource, params: dict, cache_dir: str) -> str:
+  """The mask store's folder: keyed by the source's name, size, image digest and FH parameters."""
   digest = hashlib.sha1()
   digest.update(repr((_CACHE_VERSION, source.name, len(source), sorted(params.items()))).encode())
-  if source.files:  # paths, sizes and modification times: reading every file just to key the cache is too slow
+  if source.records is not None:  # the prepared files and which of their records
+    digest.update(source.records.fingerprint())
+    digest.update(np.asarray(source.images, np.int64).tobytes())
+  elif source.files:  # paths, sizes and modification times: reading every file just to key the cache is too slow
     for path in source.images:
       st = os.stat(path)
       digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
@@ -71,76 +77,224 @@ def _cache_path(source: ArraySource, params: dict, cache_dir: str) -> str:
     digest.update(np.ascontiguousarray(source.images).tobytes())
   stem = re.sub(r"[^A-Za-z0-9]+", "_", source.name).strip("_")[-60:]
   tag = "_".join(f"{k}{v}" for k, v in sorted(params.items()))
-  return os.path.join(cache_dir, "fh_masks", f"{stem}_{tag}_{digest.hexdigest()[:12]}.npz")
+  return os.path.join(cache_dir, "fh_masks", f"{stem}_{tag}_{digest.hexdigest()[:12]}")
+
+
+class BlobStore:
+  """Per-example encoded masks (16-bit PNGs) in a folder of shards, memory-mapped, read by index.
+
+  Shard k holds examples [k * S, (k + 1) * S): `k.bin` (the PNGs back to back) and
+  `k.idx.npy` (int64 offsets, S + 1). Behaves as the per-example extra it replaces: `len`,
+  `store[i]` (bytes), `store[index_array]` (a subset, still on disk), `dtype` object. Host
+  memory holds three int64 numbers per example; the masks stay in the page cache.
+  """
+
+  dtype = np.dtype(object)
+
+  def __init__(self, folder: str, num_shards: int, index: np.ndarray | None = None):
+    self.folder, self.num_shards = folder, num_shards
+    offsets = [np.load(os.path.join(folder, f"{k:06d}.idx.npy")) for k in range(num_shards)]
+    self._shard = np.concatenate([np.full(len(o) - 1, k, np.int32) for k, o in enumerate(offsets)])
+    self._start = np.concatenate([o[:-1] for o in offsets])
+    self._end = np.concatenate([o[1:] for o in offsets])
+    self.index = np.arange(len(self._shard)) if index is None else np.asarray(index, np.int64)
+    self._maps = {}
+
+  def __len__(self) -> int:
+    return len(self.index)
+
+  def _map(self, k):
+    if k not in self._maps:
+      path = os.path.join(self.folder, f"{k:06d}.bin")
+      self._maps[k] = np.memmap(path, np.uint8, "r") if os.path.getsize(path) else np.zeros(0, np.uint8)
+    return self._maps[k]
+
+  def __getitem__(self, i):
+    if isinstance(i, (int, np.integer)):
+      j = self.index[i]
+      return self._map(int(self._shard[j]))[self._start[j]:self._end[j]].tobytes()
+    sub = BlobStore.__new__(BlobStore)
+    sub.__dict__.update(self.__dict__, index=self.index[i], _maps={})
+    return sub
+
+  def __iter__(self):
+    return (self[i] for i in range(len(self)))
+
+
+def _segment_items(items, encoded: bool, params: dict, max_ids: int):
+  """One shard's work (run in a worker process): masks, or (position, message) of the first bad image."""
+  out = []
+  for pos, item in enumerate(items):
+    try:
+      image = _decode(item) if encoded else item
+    except Exception as e:  # pylint: disable=broad-except
+      return None, (pos, f"not a readable image ({type(e).__name__}: {e})")
+    seg = fh_segment(image, **params)
+    if int(seg.max()) >= max_ids:
+      return None, (pos, f"{int(seg.max()) + 1} FH segments, more than max_ids={max_ids}; raise the FH "
+                         f"scale / min_size (now {params['scale']} / {params['min_size']}) or max_ids")
+    out.append(encode_png16(seg) if encoded else seg)
+  return (out if encoded else np.stack(out)), None
+
+
+def _write_shard(folder: str, k: int, masks, encoded: bool):
+  """Atomically: the data file first, then the index file that marks the shard done."""
+  tag = f".tmp{os.getpid()}"
+  if encoded:
+    lengths = np.asarray([len(b) for b in masks], np.int64)
+    with open(os.path.join(folder, f"{k:06d}.bin{tag}"), "wb") as f:
+      f.write(b"".join(masks))
+    os.replace(os.path.join(folder, f"{k:06d}.bin{tag}"), os.path.join(folder, f"{k:06d}.bin"))
+    np.save(os.path.join(folder, f"{k:06d}.idx{tag}.npy"), np.concatenate([[0], np.cumsum(lengths)]))
+    os.replace(os.path.join(folder, f"{k:06d}.idx{tag}.npy"), os.path.join(folder, f"{k:06d}.idx.npy"))
+  else:
+    np.save(os.path.join(folder, f"{k:06d}.masks{tag}.npy"), masks)
+    os.replace(os.path.join(folder, f"{k:06d}.masks{tag}.npy"), os.path.join(folder, f"{k:06d}.masks.npy"))
+
+
+def _shard_done(folder: str, k: int, encoded: bool) -> bool:
+  return os.path.exists(os.path.join(folder, f"{k:06d}.idx.npy" if encoded else f"{k:06d}.masks.npy"))
+
+
+def _example_name(source: ArraySource, i: int) -> str:
+  return str(source.images[i]) if source.files else f"{source.name} image {i}"
 
 
 def fh_masks(source: ArraySource, *, scale: float = 1000.0, sigma: float = 0.8, min_size: int = 1000,
              max_ids: int = 256, cache_dir: str | None = None, use_cache: bool = True,
-             verbose: bool = True) -> np.ndarray:
-  """FH masks of every image of `source` (cached on disk).
+             verbose: bool = True, workers: int | None = None, shard_size: int = 512,
+             process_index: int = 0, process_count: int = 1, wait_timeout: float = 24 * 3600.0):
+  """FH masks of every image of `source`, computed in parallel into an on-disk mask store.
+
+  The store is a folder of shards of `shard_size` images (keyed by the source's name, size,
+  image digest and the FH parameters). Shards are computed by `workers` processes (default:
+  every core when there are several shards) and written atomically as they finish, so an
+  interrupted computation resumes without redoing finished shards; with `process_count` > 1
+  (a multi-host run on a shared `cache_dir`) process p computes shards p, p + P, ... and
+  then waits for the others'. A second call (or run) only opens the store.
 
   Args:
     scale, sigma, min_size: ``skimage.segmentation.felzenszwalb`` parameters (larger scale and
       min_size give fewer, larger segments; the paper's ImageNet setting is 1000 / 0.8 / 1000).
     max_ids: segmentations must have fewer segments than this (the one-hot depth of the
       mask ops); an image with more is an error naming it.
-    cache_dir: where the cache lives (default :func:`default_cache_dir`).
-    use_cache: False computes without reading or writing the cache.
+    cache_dir: where the store lives (default :func:`default_cache_dir`).
+    use_cache: False computes in a temporary folder that is removed afterwards (decoded
+      sources only: a store of encoded masks must stay on disk).
+    workers: worker processes (1: in this process).
+    shard_size: images per shard (the unit of work and of resumption).
+    process_index, process_count: this process's share of the shards in a multi-host run.
+    wait_timeout: seconds to wait for the other processes' shards.
 
   Returns:
-    uint16 ``[N, H, W]`` for decoded sources; for encoded sources an object array of N
-    16-bit PNGs (see :func:`encode_png16`).
+    uint16 ``[N, H, W]`` for decoded (same-size, in-memory) sources; for encoded sources a
+    :class:`BlobStore` of N 16-bit PNGs (see :func:`encode_png16`), read per example.
   """
+  import shutil  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+
   params = {"scale": float(scale), "sigma": float(sigma), "min_size": int(min_size)}
-  path = _cache_path(source, params, cache_dir or default_cache_dir()) if use_cache else None
-  if path and os.path.exists(path):
-    with np.load(path) as z:
-      if source.encoded:
-        flat, offsets = z["flat"], z["offsets"]
-        return np.asarray([flat[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])], dtype=object)
-      return z["masks"]
+  encoded = source.encoded
+  if use_cache:
+    folder = _cache_path(source, params, cache_dir or default_cache_dir())
+  elif encoded:
+    raise DataError("fh_masks(use_cache=False) is for in-memory sources; the masks of an encoded source "
+                    "are a store on disk: pass a cache_dir")
+  else:
+    folder = tempfile.mkdtemp(prefix="fh_masks_")
+  os.makedirs(folder, exist_ok=True)
+  n = len(source)
+  num_shards = -(-n // shard_size)
+  try:
+    if not os.path.exists(os.path.join(folder, "complete")):
+      _compute(source, folder, num_shards, shard_size, params, max_ids, encoded, verbose=verbose,
+               workers=workers, process_index=process_index, process_count=process_count,
+               wait_timeout=wait_timeout)
+    if encoded:
+      return BlobStore(folder, num_shards)
+    return np.concatenate([np.load(os.path.join(folder, f"{k:06d}.masks.npy")) for k in range(num_shards)])
+  finally:
+    if not use_cache:
+      shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compute(source, folder, num_shards, shard_size, params, max_ids, encoded, *, verbose, workers,
+             process_index, process_count, wait_timeout):
+  n = len(source)
+  mine = [k for k in range(process_index, num_shards, process_count) if not _shard_done(folder, k, encoded)]
+  done_before = len(range(process_index, num_shards, process_count)) - len(mine)
+  if workers is None:
+    workers = (os.cpu_count() or 1) if len(mine) > 1 else 1
+  workers = max(1, min(workers, len(mine) or 1))
   if verbose:
-    print(f"Computing Felzenszwalb-Huttenlocher masks for the {len(source)} images of {source.name} "
-          f"(scale={scale}, sigma={sigma}, min_size={min_size})"
-          + (f"; caching them in {path}" if path else ""), flush=True)
+    print(f"FH masks for the {n} images of {source.name} (scale={params['scale']}, sigma={params['sigma']}, "
+          f"min_size={params['min_size']}) into {folder}: {len(mine)} shards of {shard_size} to compute"
+          + (f" ({done_before} already done)" if done_before else "")
+          + (f" on {workers} processes" if workers > 1 else ""), flush=True)
+
+  def items(k):
+    lo, hi = k * shard_size, min((k + 1) * shard_size, n)
+    if encoded:
+      try:
+        return [source.blob(i) for i in range(lo, hi)]
+      except OSError as e:
+        raise DataError(f"{source.name}: cannot read an image of shard {k} ({e})") from None
+    return source.images[lo:hi]
+
+  def finish(k, result):
+    masks, error = result
+    if error is not None:
+      pos, message = error
+      raise DataError(f"{_example_name(source, k * shard_size + pos)}: {message}")
+    _write_shard(folder, k, masks, encoded)
+
   t0 = time.perf_counter()
-  masks = []
-  for i in range(len(source)):
-    image = _decode(source.blob(i)) if source.encoded else source.images[i]
-    seg = fh_segment(image, scale=scale, sigma=sigma, min_size=min_size)
-    if int(seg.max()) >= max_ids:
-      raise DataError(f"{source.name}: image {i} has {int(seg.max()) + 1} FH segments, more than max_ids="
-                      f"{max_ids}; raise the FH scale / min_size (now {scale} / {min_size}) or max_ids")
-    masks.append(encode_png16(seg) if source.encoded else seg)
-  elapsed = time.perf_counter() - t0
-  if verbose:
-    print(f"FH masks: {elapsed:.1f}s for {len(source)} images ({1000 * elapsed / len(source):.1f} ms per image)",
-          flush=True)
-  if source.encoded:
-    out = np.asarray(masks, dtype=object)
-    if path:
-      lengths = np.asarray([len(b) for b in masks], np.int64)
-      _save(path, flat=np.frombuffer(b"".join(masks), np.uint8),
-            offsets=np.concatenate([[0], np.cumsum(lengths)]))
-    return out
-  out = np.stack(masks)
-  if path:
-    _save(path, masks=out)
-  return out
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
 
+  bar = tqdm(total=len(mine), desc="FH masks", unit="shard", disable=not verbose or not mine)
+  if workers == 1:
+    for k in mine:
+      finish(k, _segment_items(items(k), encoded, params, max_ids))
+      bar.update()
+  else:
+    import multiprocessing  # pylint: disable=g-import-not-at-top
+    from concurrent.futures import ProcessPoolExecutor  # pylint: disable=g-import-not-at-top
 
-def _save(path: str, **arrays):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}.npz"  # atomic: a concurrent reader never sees half a file
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+    # spawn, not fork: the parent holds TensorFlow / JAX threads. A few shards in flight per worker.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+      pending, todo = {}, list(mine)
+      while todo or pending:
+        while todo and len(pending) < 2 * workers:
+          k = todo.pop(0)
+          pending[k] = pool.submit(_segment_items, items(k), encoded, params, max_ids)
+        k = next(iter(pending))
+        finish(k, pending.pop(k).result())
+        bar.update()
+  bar.close()
+  if mine and verbose:
+    count = min(n, len(mine) * shard_size)
+    elapsed = time.perf_counter() - t0
+    print(f"FH masks: {elapsed:.1f}s for about {count} images ({1000 * elapsed / count:.1f} ms per image, "
+          f"{workers} process{'es' if workers > 1 else ''})", flush=True)
+  deadline = time.time() + wait_timeout
+  while not all(_shard_done(folder, k, encoded) for k in range(num_shards)):
+    if time.time() > deadline:
+      missing = [k for k in range(num_shards) if not _shard_done(folder, k, encoded)]
+      raise DataError(f"FH masks: {len(missing)} shards of {folder} written by other processes are still "
+                      "missing; is the cache_dir shared by every host? Precompute the masks offline "
+                      "(experiments/main.py --mode=prepare) and point mask_cache_dir at them")
+    time.sleep(1.0)
+  if process_index == 0:
+    with open(os.path.join(folder, "complete"), "w") as f:
+      f.write(f"{n}\n")
 
 
 def with_masks(source: ArraySource, masks: np.ndarray, key: str = "mask") -> ArraySource:
   """A copy of `source` whose examples carry `masks` under `key` (checked against the images)."""
   if len(masks) != len(source):
     raise DataError(f"{source.name}: {len(masks)} masks for {len(source)} images")
-  if not source.encoded and masks.dtype != object and masks.shape[1:3] != source.images.shape[1:3]:
+  if not source.encoded and not isinstance(masks, BlobStore) and masks.dtype != object and \
+      masks.shape[1:3] != source.images.shape[1:3]:
     raise DataError(f"{source.name}: masks of size {masks.shape[1:3]} for images of size "
                     f"{source.images.shape[1:3]}")
   return dataclasses.replace(source, extras={**source.extras, key: masks})

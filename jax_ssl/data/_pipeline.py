@@ -34,23 +34,34 @@ ViewFn = Callable[[dict, tf.Tensor], dict]
 OrderFn = Callable[[int, int, tf.Tensor], tf.Tensor]
 
 
-def _decoded_image_fn(source: ArraySource):
-  """Returns index -> uint8 [H, W, 3] image tensor (decoding when the source is encoded)."""
+def _example_fn(source: ArraySource):
+  """Returns index -> (uint8 [H, W, 3] image, int32 label) tensors, decoding encoded sources."""
+  def decode(blob):
+    img = tf.io.decode_image(blob, channels=3, expand_animations=False)
+    img.set_shape([None, None, 3])
+    return img
+
+  if source.records is not None:
+    # Streamed: the graph holds only the store positions; each record is read by index from
+    # the prepared shards (a Python call into array_record) and parsed in tf.data.
+    store, positions = source.records, tf.constant(np.asarray(source.images, np.int64))
+
+    def read_record(position):
+      return np.asarray(store.read([position])[0], dtype=object)
+
+    def get(index):
+      record = tf.numpy_function(read_record, [tf.gather(positions, index)], tf.string, stateful=False)
+      blob, label = store.parse(tf.reshape(record, []))
+      return decode(blob), label
+    return get
+  labels = tf.constant(source.labels, tf.int32)
   if source.encoded:
     # File-backed sources keep only the paths (about 100 bytes per image) in the graph.
     blobs = tf.constant(list(source.images), dtype=tf.string)
     read = tf.io.read_file if source.files else (lambda blob: blob)
-
-    def get(index):
-      img = tf.io.decode_image(read(tf.gather(blobs, index)), channels=3, expand_animations=False)
-      img.set_shape([None, None, 3])
-      return img
-  else:
-    images = tf.constant(source.images)
-
-    def get(index):
-      return tf.gather(images, index)
-  return get
+    return lambda index: (decode(read(tf.gather(blobs, index))), tf.gather(labels, index))
+  images = tf.constant(source.images)
+  return lambda index: (tf.gather(images, index), tf.gather(labels, index))
 
 
 def _extra_fns(source: ArraySource) -> dict:
@@ -61,7 +72,13 @@ def _extra_fns(source: ArraySource) -> dict:
       raise DataError(f"{source.name}: extra {key!r} would replace the example's own {key!r}")
     if len(values) != len(source):
       raise DataError(f"{source.name}: extra {key!r} has {len(values)} entries for {len(source)} examples")
-    if values.dtype == object:  # PNG-encoded maps of varying size
+    if not isinstance(values, np.ndarray):  # a store on disk (e.g. FH masks): read by index
+      def read(i, store=values):
+        return np.asarray(store[int(i)], dtype=object)
+
+      fns[key] = lambda i, r=read: tf.io.decode_png(
+          tf.reshape(tf.numpy_function(r, [i], tf.string, stateful=False), []), channels=1, dtype=tf.uint16)[..., 0]
+    elif values.dtype == object:  # PNG-encoded maps of varying size
       blobs = tf.constant(list(values), dtype=tf.string)
       fns[key] = lambda i, b=blobs: tf.io.decode_png(tf.gather(b, i), channels=1, dtype=tf.uint16)[..., 0]
     else:
@@ -180,8 +197,7 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
   n = len(source)
   spe = steps_per_epoch(n, global_batch)
   local = global_batch // process_count
-  get_image = _decoded_image_fn(source)
-  labels = tf.constant(source.labels, tf.int32)
+  get_example = _example_fn(source)
   extras = _extra_fns(source)
   order_fn = order or epoch_order
   partner = _partner_fn(source, partner_key, n) if partner_key else None
@@ -201,12 +217,14 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
     ds = ds.skip(offset * local)
 
   def load(epoch, index):
-    ex = {"image": get_image(index), "label": tf.gather(labels, index), "index": index}
+    image, label = get_example(index)
+    ex = {"image": image, "label": label, "index": index}
     ex.update({key: get(index) for key, get in extras.items()})
     ex_seed = tf.stack([tf.constant(seed, tf.int64), epoch * n + tf.cast(index, tf.int64)])
     if partner is not None:
       j = partner(index, ex_seed)
-      ex["partner"] = {"image": get_image(j), "label": tf.gather(labels, j), "index": j}
+      p_image, p_label = get_example(j)
+      ex["partner"] = {"image": p_image, "label": p_label, "index": j}
     return view_fn(ex, ex_seed)
 
   options = tf.data.Options()
@@ -229,16 +247,15 @@ def eval_dataset(source: ArraySource, preprocess: Callable[[tf.Tensor], tf.Tenso
   n = len(source)
   num_batches = math.ceil(n / batch_size)
   local = batch_size // process_count
-  get_image = _decoded_image_fn(source)
-  labels = tf.constant(source.labels, tf.int32)
+  get_example = _example_fn(source)
   padded = np.arange(num_batches * batch_size).reshape(num_batches, process_count, local)
   mine = padded[:, process_index, :].reshape(-1).astype(np.int32)
 
   def load(i):
     valid = i < n
     index = tf.minimum(i, n - 1)
-    return {"image": preprocess(get_image(index)), "label": tf.gather(labels, index),
-            "index": index, "mask": valid}
+    image, label = get_example(index)
+    return {"image": preprocess(image), "label": label, "index": index, "mask": valid}
 
   ds = tf.data.Dataset.from_tensor_slices(mine).map(load, num_parallel_calls=AUTOTUNE)
   return ds.batch(local, drop_remainder=True).prefetch(2), num_batches

@@ -4,7 +4,10 @@ A source addresses every example of one split by index so the pipeline can draw 
 permutation (exact resume, identical batches on any number of processes). Three storages:
 decoded in memory (uint8 [N, H, W, 3]) when all images share one size, encoded bytes in
 memory decoded per example in tf.data, or (`files=True`, large folders) only the file paths,
-read and decoded per example, so host memory does not grow with the dataset. In-memory
+read and decoded per example, or (`records`, TFDS datasets prepared as ArrayRecord) only a
+random-access reader of the prepared shards, so host memory does not grow with the dataset
+(labels of a record source are read from the records in the pipeline, and as an array only
+when asked for: `np.asarray(source.labels)`). In-memory
 folder images are checked once at load time, so a bad file fails with its name instead of
 crashing a worker mid-run; file-backed folders are checked by `validate_files` (parallel).
 
@@ -44,6 +47,10 @@ class ArraySource:
       their key (e.g. DetCon's segmentation masks, "mask"): either an array [N, ...] or, for
       images of varying size, an object array of N PNG-encoded single-channel uint8/uint16
       maps, decoded to [H, W] per example.
+    files: `images` holds file paths (read per example).
+    records: a `RecordStore` (a prepared TFDS split read by index); `images` then holds
+      int64 indices into the store (so a split of the source is a subset of indices) and
+      `labels` is a `RecordLabels` (read from the records on first use as an array).
   """
 
   images: np.ndarray
@@ -53,10 +60,11 @@ class ArraySource:
   encoded: bool = False
   extras: dict = dataclasses.field(default_factory=dict)
   files: bool = False
+  records: "RecordStore | None" = None
 
   def __post_init__(self):
-    if self.files and not self.encoded:
-      raise DataError(f"{self.name}: a file-backed source is encoded (files=True needs encoded=True)")
+    if (self.files or self.records is not None) and not self.encoded:
+      raise DataError(f"{self.name}: a file- or record-backed source is encoded (needs encoded=True)")
     if len(self.images) == 0:
       raise DataError(f"{self.name}: the split is empty (no images found)")
     if len(self.images) != len(self.labels):
@@ -71,13 +79,23 @@ class ArraySource:
 
   @property
   def labeled(self) -> bool:
-    """Whether any example has a label (unlabeled folders and TFDS splits have -1 everywhere)."""
-    return bool(self.num_classes) and bool(np.any(np.asarray(self.labels) >= 0))
+    """Whether any example has a label (unlabeled folders and TFDS splits have -1 everywhere).
+
+    A record source is judged by its first 64 examples (reading every label of a streamed
+    split just to answer this would read the whole split)."""
+    if not self.num_classes:
+      return False
+    if self.records is not None:
+      head = self.images[:64]
+      return bool(np.any(np.asarray([self.records.parse_np(r)[1] for r in self.records.read(head)]) >= 0))
+    return bool(np.any(np.asarray(self.labels) >= 0))
 
   def blob(self, i: int) -> bytes:
     """The encoded bytes of example `i` (encoded sources only)."""
     if not self.encoded:
       raise DataError(f"{self.name}: a decoded source has no encoded bytes")
+    if self.records is not None:
+      return self.records.parse_np(self.records.read([self.images[i]])[0])[0]
     if self.files:
       with open(self.images[i], "rb") as f:
         return f.read()
@@ -243,34 +261,172 @@ def load_image_folder(root: str, split: str, *, class_names: Sequence[str] | Non
   return ArraySource(np.asarray(encoded, dtype=object), labels, names, name, encoded=True)
 
 
+class RecordStore:
+  """Random access to the serialized examples of one prepared TFDS split (ArrayRecord shards).
+
+  Reads go through TFDS's `as_data_source` (array_record's reader, safe from several
+  threads); a record is a `tf.train.Example` whose image bytes and label are parsed in
+  tf.data (`parse`) or in Python (`parse_np`). Nothing of the split is kept in memory
+  except, once asked for, its labels.
+  """
+
+  def __init__(self, builder, split: str, image_key: str, label_key: str | None):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+    self.name = f"tfds:{builder.name}/{split}"
+    self.data_dir, self.split = str(builder.data_dir), split
+    self.image_key, self.label_key = image_key, label_key
+    self._source = builder.as_data_source(split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    self._labels = None
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def read(self, indices) -> list[bytes]:
+    """The serialized records at `indices` (store positions)."""
+    return list(self._source.__getitems__([int(i) for i in np.asarray(indices).reshape(-1)]))
+
+  def parse(self, record):
+    """tf.data: a serialized record -> (encoded image bytes, int32 label; -1 when unlabeled)."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    spec = {self.image_key: tf.io.FixedLenFeature([], tf.string)}
+    if self.label_key:
+      spec[self.label_key] = tf.io.FixedLenFeature([], tf.int64)
+    ex = tf.io.parse_single_example(record, spec)
+    label = tf.cast(ex[self.label_key], tf.int32) if self.label_key else tf.constant(-1, tf.int32)
+    return ex[self.image_key], label
+
+  def parse_np(self, record: bytes) -> tuple[bytes, int]:
+    """Python: a serialized record -> (encoded image bytes, label; -1 when unlabeled)."""
+    from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
+
+    feature = example_pb2.Example.FromString(record).features.feature
+    label = int(feature[self.label_key].int64_list.value[0]) if self.label_key else -1
+    return feature[self.image_key].bytes_list.value[0], label
+
+  def labels(self, *, chunk: int = 1024, workers: int | None = None) -> np.ndarray:
+    """Every record's label (int32 [len]), read once in `workers` threads and kept."""
+    if self._labels is None:
+      if not self.label_key:
+        self._labels = np.full((len(self),), -1, np.int32)
+      else:
+        from concurrent.futures import ThreadPoolExecutor  # pylint: disable=g-import-not-at-top
+
+        def part(lo):
+          return [self.parse_np(r)[1] for r in self.read(range(lo, min(lo + chunk, len(self))))]
+
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+          parts = list(pool.map(part, range(0, len(self), chunk)))
+        self._labels = np.asarray([x for p in parts for x in p], np.int32)
+    return self._labels
+
+  def fingerprint(self) -> bytes:
+    """Identifies the prepared files (paths, sizes, modification times) without reading them."""
+    parts = [self.name]
+    for dirpath, _, names in sorted(os.walk(self.data_dir)):
+      for fname in sorted(names):
+        st = os.stat(os.path.join(dirpath, fname))
+        parts.append(f"{fname}\0{st.st_size}\0{st.st_mtime_ns}")
+    return "\n".join(parts).encode()
+
+
+class RecordLabels:
+  """The labels of a record source's examples, read from the records only when needed.
+
+  Behaves as the label array where it is used: `len`, indexing by an index array (a subset,
+  still lazy), and `np.asarray(labels)` (reads every label of the store once, in parallel).
+  """
+
+  def __init__(self, store: RecordStore, index: np.ndarray):
+    self.store, self.index = store, np.asarray(index, np.int64)
+
+  def __len__(self) -> int:
+    return len(self.index)
+
+  def __getitem__(self, index):
+    if isinstance(index, (int, np.integer)):
+      return int(self.store.labels()[self.index[index]])
+    return RecordLabels(self.store, self.index[index])
+
+  def __array__(self, dtype=None, copy=None):
+    out = self.store.labels()[self.index]
+    return out.astype(dtype) if dtype is not None else out
+
+
+def _tfds_builder(name: str, split: str, data_dir: str | None, download: bool):
+  """`tfds.builder` with one clear error for an unknown, unprepared or split-less dataset."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise DataError(f"tfds:{name}: no such dataset, neither in the TFDS catalogue nor prepared in "
+                    f"data_dir={data_dir!r} ({first})") from None
+  if download:
+    builder.download_and_prepare()
+  if not builder.is_prepared():
+    raise DataError(f"tfds:{name} is not prepared in {str(builder.data_dir)!r} and download=False; "
+                    "prepare it there (`tfds build`, or download=True on a machine with internet), "
+                    "or set data_dir to where it is prepared")
+  try:
+    builder.info.splits[split]
+  except (KeyError, ValueError) as e:
+    raise DataError(f"tfds:{name} has no split {split!r} (splits: {sorted(builder.info.splits)}; "
+                    f"{' '.join(str(e).split())[:200]})") from None
+  return builder
+
+
 def load_tfds(name: str, split: str, *, data_dir: str | None = None, download: bool = False,
-              image_key: str = "image", label_key: str = "label") -> ArraySource:
-  """Loads a TFDS split (by dataset name) into memory.
+              image_key: str = "image", label_key: str = "label", storage: str = "auto") -> ArraySource:
+  """A TFDS split (by dataset name): in memory, or streamed from its ArrayRecord files.
 
   Downloads only when `download=True`; otherwise the dataset must already be prepared in
   `data_dir` (or the TFDS default), and a clear error says so.
+
+  storage: "memory" (every example read now; fixed-size images decoded), "files" (streamed:
+    a `RecordStore` reads each example by index from the prepared ArrayRecord shards, so
+    memory does not grow with the split; TFRecord-prepared datasets cannot be read by index
+    and are an error naming the fix), or "auto": "memory" up to `MAX_IN_MEMORY_BYTES` of
+    prepared files, else "files".
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = tfds.builder(name, data_dir=data_dir)
-  if download:
-    builder.download_and_prepare()
-  try:
-    ds = builder.as_dataset(split=split, decoders={image_key: tfds.decode.SkipDecoding()},
-                            shuffle_files=False)
-  except AssertionError as e:  # TFDS raises AssertionError when the data is not prepared
-    raise DataError(f"tfds:{name}/{split} is not prepared in {builder.data_dir!r} and download=False "
-                    f"({e}); pass download=True on a machine with internet, or set data_dir") from None
+  if storage not in ("auto", "memory", "files"):
+    raise DataError(f"storage must be 'auto', 'memory' or 'files', got {storage!r}")
+  builder = _tfds_builder(name, split, data_dir, download)
   feats = builder.info.features
   if image_key not in feats:
     raise DataError(f"tfds:{name} has no feature {image_key!r}; features: {list(feats)}")
   has_label = label_key in feats
   class_names = list(feats[label_key].names) if has_label else []
-  blobs, labels = [], []
-  for ex in tfds.as_numpy(ds):
-    blobs.append(ex[image_key])
-    labels.append(int(ex[label_key]) if has_label else -1)
   src_name = f"tfds:{name}/{split}"
+  if storage == "auto":
+    storage = "files" if builder.info.splits[split].num_bytes > MAX_IN_MEMORY_BYTES else "memory"
+  formats = [str(f.value) if hasattr(f, "value") else str(f) for f in builder.info.available_file_formats()]
+  if storage == "files" and "array_record" not in formats:
+    size = builder.info.splits[split].num_bytes / 2**30
+    raise DataError(f"{src_name} is prepared as {', '.join(formats) or 'tfrecord'} ({size:.1f} GiB), which "
+                    "cannot be read by example index; prepare it as ArrayRecord (`tfds build "
+                    f"{name} --file_format=array_record`) to stream it, or set data.storage=memory to "
+                    "load it into memory")
+  if "array_record" in formats:  # TFDS reads ArrayRecord only by index (no `as_dataset`)
+    store = RecordStore(builder, split, image_key, label_key if has_label else None)
+    if not len(store):
+      raise DataError(f"{src_name}: the split is empty")
+    if storage == "files":
+      index = np.arange(len(store), dtype=np.int64)
+      return ArraySource(index, RecordLabels(store, index), class_names, src_name, encoded=True, records=store)
+    parsed = [store.parse_np(r) for lo in range(0, len(store), 1024)
+              for r in store.read(range(lo, min(lo + 1024, len(store))))]
+    blobs, labels = [b for b, _ in parsed], [y for _, y in parsed]
+  else:
+    ds = builder.as_dataset(split=split, decoders={image_key: tfds.decode.SkipDecoding()}, shuffle_files=False)
+    blobs, labels = [], []
+    for ex in tfds.as_numpy(ds):
+      blobs.append(ex[image_key])
+      labels.append(int(ex[label_key]) if has_label else -1)
   if not blobs:
     raise DataError(f"{src_name}: the split is empty")
   shape = feats[image_key].shape
@@ -289,8 +445,8 @@ def load_source(*, kind: str, split: str, path: str | None = None, name: str | N
                 storage: str = "auto") -> ArraySource:
   """One entry point for both kinds: `kind="folder"` (path) or `kind="tfds"` (name).
 
-  `labels` ("auto" | "folders" | "none") and `storage` ("auto" | "memory" | "files") apply to
-  folders (see `load_image_folder`).
+  `labels` ("auto" | "folders" | "none") applies to folders (see `load_image_folder`);
+  `storage` ("auto" | "memory" | "files") to both (see `load_image_folder`, `load_tfds`).
   """
   if kind == "folder":
     if not path:
@@ -299,7 +455,7 @@ def load_source(*, kind: str, split: str, path: str | None = None, name: str | N
   if kind == "tfds":
     if not name:
       raise DataError("data source 'tfds' needs a dataset name (e.g. 'cifar10')")
-    return load_tfds(name, split, data_dir=data_dir, download=download)
+    return load_tfds(name, split, data_dir=data_dir, download=download, storage=storage)
   raise DataError(f"unknown data source kind {kind!r}; expected 'folder' or 'tfds'")
 
 

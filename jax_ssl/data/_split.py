@@ -21,7 +21,9 @@ def _take(source: ArraySource, index: np.ndarray, name: str) -> ArraySource:
   """The examples `index` (sorted int array) of `source`, every per-example array sliced alike."""
   extras = {}
   for key, values in source.extras.items():
-    if not isinstance(values, np.ndarray) or len(values) != len(source):
+    # Arrays, or per-example stores on disk indexed the same way (e.g. FH masks: data.BlobStore).
+    if not (isinstance(values, np.ndarray) or hasattr(values, "__getitem__")) or not hasattr(values, "__len__") \
+        or len(values) != len(source):
       got = f"length {len(values)}" if hasattr(values, "__len__") else type(values).__name__
       raise DataError(f"{source.name}: extras[{key!r}] must be a per-example array of length "
                       f"{len(source)} to be split with the images, got {got}")

@@ -27,7 +27,7 @@ class KnnMonitor:
     if every < 1:
       raise ValueError(f"the kNN monitor's period must be >= 1 step, got {every}")
     for src in (bank, queries):
-      if src.num_classes < 2 or (src.labels < 0).any():
+      if src.num_classes < 2 or (np.asarray(src.labels) < 0).any():
         raise DataError(f"the kNN monitor needs labelled splits; {src.name} has no labels for every image")
     self.method, self.bank, self.queries = method, bank, queries
     self.every, self.ks, self.temperature, self.batch_size = int(every), tuple(ks), float(temperature), int(batch_size)

@@ -116,7 +116,9 @@ class _MaskedViews:
   def prepare_source(self, source):
     """Attaches FH masks (cached) for mask_kind "fh"; checks a "dataset" source has masks."""
     if self.mask_kind == "fh" and not self.fh_on_the_fly and "mask" not in source.extras:
-      masks = fh.fh_masks(source, max_ids=self.max_ids, cache_dir=self.mask_cache_dir, **self.fh_params)
+      # Every core of every process: process p computes shards p, p + P, ... (shared cache dir).
+      masks = fh.fh_masks(source, max_ids=self.max_ids, cache_dir=self.mask_cache_dir, **self.fh_params,
+                          process_index=jax.process_index(), process_count=jax.process_count())
       return fh.with_masks(source, masks)
     if self.mask_kind == "dataset" and "mask" not in source.extras:
       raise DataError(f"{source.name}: mask_kind='dataset' needs masks given by the source "

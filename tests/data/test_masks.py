@@ -145,15 +145,15 @@ def test_fh_masks_are_cached_by_source_and_parameters(tmp_path, capsys):
   src, imgs = _source()
   kw = dict(scale=10, sigma=0.5, min_size=30, cache_dir=str(tmp_path))
   m1 = fh.fh_masks(src, **kw)
-  assert "Computing Felzenszwalb-Huttenlocher masks" in capsys.readouterr().out
+  assert "FH masks for the 6 images" in capsys.readouterr().out
   assert m1.shape == (6, 24, 24) and m1.dtype == np.uint16
   np.testing.assert_array_equal(m1[0], fh.fh_segment(imgs[0], scale=10, sigma=0.5, min_size=30))
   assert len(np.unique(m1[0])) == 2  # the two halves
   m2 = fh.fh_masks(src, **kw)
-  assert "Computing" not in capsys.readouterr().out  # loaded from the cache
+  assert "FH masks for" not in capsys.readouterr().out  # loaded from the cache
   np.testing.assert_array_equal(m1, m2)
   fh.fh_masks(src, **{**kw, "min_size": 31})
-  assert "Computing" in capsys.readouterr().out  # other parameters: another cache entry
+  assert "FH masks for" in capsys.readouterr().out  # other parameters: another cache entry
   assert len(os.listdir(tmp_path / "fh_masks")) == 2
   with pytest.raises(data.DataError, match="more than max_ids=1"):
     fh.fh_masks(src, **{**kw, "use_cache": False}, max_ids=1)
@@ -173,3 +173,56 @@ def test_pipeline_gives_each_example_its_mask_for_decoded_and_encoded_sources(tm
       np.testing.assert_array_equal(b["mask"][0], expected)
   with pytest.raises(data.DataError, match="2 masks for 4 images"):
     fh.with_masks(src, masks[:2])
+
+
+def test_mask_store_is_parallel_sharded_and_resumes_without_redoing_finished_shards(tmp_path, monkeypatch):
+  sizes = [(20 + i % 5, 18 + i % 7) for i in range(10)]
+  src, imgs = _source(n=10, encoded=True, sizes=sizes)
+  kw = dict(scale=10, sigma=0.5, min_size=5, shard_size=3, verbose=False)  # 4 shards: 3 + 3 + 3 + 1
+  expected = [fh.fh_segment(im, scale=10, sigma=0.5, min_size=5) for im in imgs]
+  decode = lambda b: tf.io.decode_png(b, dtype=tf.uint16)[..., 0].numpy()
+
+  # 2 worker processes give the same masks as one.
+  par = fh.fh_masks(src, cache_dir=str(tmp_path / "par"), workers=2, **kw)
+  assert isinstance(par, data.BlobStore) and len(par) == 10
+  for i in range(10):
+    np.testing.assert_array_equal(decode(par[i]), expected[i])
+  sub = par[np.asarray([7, 2])]  # a subset stays on disk, indexed like the examples
+  np.testing.assert_array_equal(decode(sub[0]), expected[7])
+
+  # Interrupted after 2 shards: the rerun computes only the 2 missing ones.
+  computed, real_write = [], fh._write_shard
+
+  def write_then_die(folder, k, masks, encoded):
+    if len(computed) == 2:
+      raise KeyboardInterrupt
+    real_write(folder, k, masks, encoded)
+    computed.append(k)
+
+  monkeypatch.setattr(fh, "_write_shard", write_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    fh.fh_masks(src, cache_dir=str(tmp_path / "seq"), workers=1, **kw)
+  assert computed == [0, 1]
+  monkeypatch.setattr(fh, "_write_shard", real_write)
+  segmented, real_segment = [], fh._segment_items
+  monkeypatch.setattr(fh, "_segment_items", lambda items, *a: segmented.append(len(items)) or real_segment(items, *a))
+  resumed = fh.fh_masks(src, cache_dir=str(tmp_path / "seq"), workers=1, **kw)
+  assert segmented == [3, 1]  # shards 2 and 3 only
+  assert [resumed[i] for i in range(10)] == [par[i] for i in range(10)]
+  segmented.clear()
+  fh.fh_masks(src, cache_dir=str(tmp_path / "seq"), workers=1, **kw)
+  assert segmented == []  # complete: opened, not recomputed
+
+
+def test_a_corrupt_image_is_named_in_one_clear_error(tmp_path):
+  src, imgs = _source(n=5, encoded=True, sizes=[(20, 20)] * 5)
+  paths = []
+  for i, im in enumerate(imgs):
+    paths.append(str(tmp_path / f"img{i}.png"))
+    tf.io.write_file(paths[-1], tf.io.encode_png(im))
+  with open(paths[3], "wb") as f:
+    f.write(b"\x89PNG this is not an image")
+  files = data.ArraySource(np.asarray(paths, dtype=object), src.labels, ["a"], "files", encoded=True, files=True)
+  with pytest.raises(data.DataError, match="img3.png: not a readable image"):
+    fh.fh_masks(files, scale=10, sigma=0.5, min_size=5, cache_dir=str(tmp_path / "c"), shard_size=2,
+                workers=1, verbose=False)

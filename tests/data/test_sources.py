@@ -89,15 +89,6 @@ def test_test_split_labels_follow_train_classes(tmp_path):
   assert src.num_classes == 3
 
 
-def test_tfds_by_name_with_mock_data():
-  import tensorflow_datasets as tfds
-
-  with tfds.testing.mock_data(num_examples=12):
-    src = load_source(kind="tfds", name="cifar10", split="train")
-  assert len(src) == 12 and src.images.shape == (12, 32, 32, 3)
-  assert src.num_classes == 10 and src.name == "tfds:cifar10/train"
-
-
 def test_unlabeled_folders_flat_and_nested(tmp_path):
   # Flat: images directly in the split folder are unlabeled data ("auto").
   for i in range(3):

@@ -100,8 +100,8 @@ class StatefulSimCLR(SimCLR):
 
 
 def run(workdir, *, steps, devices=None, stop_after=None, checkpoint_every=4, log_every=2, sleep=0.0,
-        nan_after=None, max_nonfinite_steps=3, method=None, n=64, batch=16, progress=False):
-  """One `train()` call on a toy source; returns the TrainResult."""
+        nan_after=None, max_nonfinite_steps=3, method=None, n=64, batch=16, progress=False, source=None):
+  """One `train()` call on a toy source (or `source`); returns the TrainResult."""
   from jax_ssl import train  # pylint: disable=g-import-not-at-top
   from tests.helpers import toy_source  # pylint: disable=g-import-not-at-top
 
@@ -109,7 +109,7 @@ def run(workdir, *, steps, devices=None, stop_after=None, checkpoint_every=4, lo
   schedule = train.warmup_cosine(base_lr=3e-3, total_steps=steps, warmup_steps=2)
   tx = train.make_optimizer("adamw", schedule, weight_decay=1e-4)
   mesh = train.make_mesh(jax.devices()[:devices] if devices else None)
-  return train.train(method, toy_source(n=n), workdir=workdir, global_batch=batch, total_steps=steps, tx=tx,
+  return train.train(method, source if source is not None else toy_source(n=n), workdir=workdir, global_batch=batch, total_steps=steps, tx=tx,
                      schedule=schedule, seed=3, checkpoint_every=checkpoint_every, keep_checkpoints=3,
                      log_every=log_every, max_nonfinite_steps=max_nonfinite_steps, progress=progress,
                      mesh=mesh, stop_after=stop_after)

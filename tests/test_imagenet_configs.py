@@ -1,0 +1,68 @@
+"""Every `*_imagenet` config trains a few steps on an ImageNet-shaped TFDS dataset read by name.
+
+The dataset is prepared offline from the ants/bees photographs (JPEGs of varying size, as
+ImageNet's) as ArrayRecord shards in a temporary data_dir, streamed by index (storage
+"files", the path ImageNet takes), with each config's real preprocessing: 224-pixel views,
+multi-crop, patches, FH masks. Only the network is shrunk (a five-layer ConvNet with the
+ResNet's 32x downsampling, float32: the CPU has no fast bfloat16) and the batch, so that the
+smoke run takes seconds; the run must finish its steps with finite losses.
+"""
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from jax_ssl import data
+from tests.helpers import once
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HYMENOPTERA = os.path.join(ROOT, "..", "shared", "data", "hymenoptera_data")
+# Opt-in (`make test-imagenet`): about 6 minutes of CPU on the 2-core machine, more than the
+# default suite's 20-minute budget allows today.
+pytestmark = [pytest.mark.slow, pytest.mark.imagenet_smoke, pytest.mark.xdist_group("test_imagenet_configs")]
+
+CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagenet", "s"),
+           ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full")]
+
+
+@pytest.fixture
+def imagenet_shaped(tmp_path_factory):
+  """data_dir with "hymenoptera_in" (train / validation, 2 classes, JPEGs of varying size)."""
+  def make():
+    data_dir = str(tmp_path_factory.mktemp("tfds_in"))
+    splits, names = {}, None
+    for split, folder in (("train", "train"), ("validation", "val")):
+      paths, labels, names = data.list_image_folder(HYMENOPTERA, folder, "folders")
+      splits[split] = data.folder_split(paths, labels)
+    data.build_tfds_dataset("hymenoptera_in", data_dir, splits, class_names=names, num_shards=2)
+    return data_dir
+  return once("imagenet_shaped", make)
+
+
+@pytest.mark.parametrize("name,variant", CONFIGS, ids=[f"{n}:{v}" for n, v in CONFIGS])
+def test_imagenet_config_trains_on_a_streamed_imagenet_shaped_tfds_dataset(name, variant, imagenet_shaped,
+                                                                           tmp_path):
+  import importlib
+
+  from experiments import runner
+
+  config = importlib.import_module(f"experiments.configs.{name}").get_config(variant)
+  assert config.data.kind == "tfds" and config.data.name == "imagenet2012"
+  config.data.name, config.data.data_dir = "hymenoptera_in", imagenet_shaped
+  config.data.storage = "files"  # ImageNet's path: streamed from the ArrayRecord shards
+  config.data.train_split = "train[:48]"  # a TFDS slice: FH masks of 48 photographs, not 244
+  # Five stride-2 convolutions: the 32x-downsampled map of a ResNet (7x7 at 224 px, DetCon's grid).
+  config.model = ml_collections.ConfigDict(dict(name="convnet", widths=(8, 8, 16, 16, 32), dtype="float32"))
+  config.train.batch_size, config.train.steps, config.train.log_every = 8, 2, 1
+  config.train.checkpoint_every = 2
+  if "mask_cache_dir" in config.method_kwargs:
+    config.method_kwargs.mask_cache_dir = str(tmp_path / "masks")
+  result = runner.run_train(config, str(tmp_path / "run"))
+  assert result.step == 2 and not result.preempted and int(result.state.skipped) == 0
+  with open(tmp_path / "run" / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f if '"train"' in line]
+  assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+  assert config.method_kwargs.get("image_size", 224) == 224
