@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from jax_ssl import parallel
 from jax_ssl.data import ArraySource, DataError
 from jax_ssl.evaluate._knn import knn_accuracy
