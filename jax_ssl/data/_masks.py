@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
 import re
 import time
 
 import numpy as np
 
+from jax_ssl import segmentation
+from jax_ssl.segmentation import decode_rgb as _decode, encode_png16, fh_segment  # noqa: F401  (re-exported)
 from jax_ssl.data._sources import ArraySource, DataError
+
+_segment_items = segmentation.segment_items  # in-process calls (workers=1) go through this name
 
 _CACHE_VERSION = 2  # 2: a folder of shards (1 was one .npz)
 
@@ -33,30 +36,6 @@ _CACHE_VERSION = 2  # 2: a folder of shards (1 was one .npz)
 def default_cache_dir() -> str:
   """``$JAX_SSL_CACHE`` or ``~/.cache/jax_ssl``."""
   return os.environ.get("JAX_SSL_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "jax_ssl"))
-
-
-def fh_segment(image: np.ndarray, *, scale: float, sigma: float, min_size: int) -> np.ndarray:
-  """FH segmentation of one uint8 ``[H, W, 3]`` image: uint16 ``[H, W]`` ids 0..K-1 (scikit-image)."""
-  from skimage.segmentation import felzenszwalb  # pylint: disable=g-import-not-at-top
-
-  seg = felzenszwalb(np.asarray(image), scale=scale, sigma=sigma, min_size=int(min_size))
-  return seg.astype(np.uint16)
-
-
-def _decode(blob: bytes) -> np.ndarray:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  with Image.open(io.BytesIO(blob)) as im:
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
-def encode_png16(mask: np.ndarray) -> bytes:
-  """A ``[H, W]`` id map as a 16-bit grayscale PNG (what the pipeline decodes for varying sizes)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  buf = io.BytesIO()
-  Image.fromarray(np.ascontiguousarray(mask.astype(np.uint16))).save(buf, format="PNG")
-  return buf.getvalue()
 
 
 def _cache_path(source: ArraySource, params: dict, cache_dir: str) -> str:
@@ -119,22 +98,6 @@ class BlobStore:
 
   def __iter__(self):
     return (self[i] for i in range(len(self)))
-
-
-def _segment_items(items, encoded: bool, params: dict, max_ids: int):
-  """One shard's work (run in a worker process): masks, or (position, message) of the first bad image."""
-  out = []
-  for pos, item in enumerate(items):
-    try:
-      image = _decode(item) if encoded else item
-    except Exception as e:  # pylint: disable=broad-except
-      return None, (pos, f"not a readable image ({type(e).__name__}: {e})")
-    seg = fh_segment(image, **params)
-    if int(seg.max()) >= max_ids:
-      return None, (pos, f"{int(seg.max()) + 1} FH segments, more than max_ids={max_ids}; raise the FH "
-                         f"scale / min_size (now {params['scale']} / {params['min_size']}) or max_ids")
-    out.append(encode_png16(seg) if encoded else seg)
-  return (out if encoded else np.stack(out)), None
 
 
 def _write_shard(folder: str, k: int, masks, encoded: bool):
@@ -266,7 +229,7 @@ def _compute(source, folder, num_shards, shard_size, params, max_ids, encoded, *
       while todo or pending:
         while todo and len(pending) < 2 * workers:
           k = todo.pop(0)
-          pending[k] = pool.submit(_segment_items, items(k), encoded, params, max_ids)
+          pending[k] = pool.submit(segmentation.segment_items, items(k), encoded, params, max_ids)
         k = next(iter(pending))
         finish(k, pending.pop(k).result())
         bar.update()
