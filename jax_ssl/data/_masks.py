@@ -100,19 +100,28 @@ class BlobStore:
     return (self[i] for i in range(len(self)))
 
 
+def _atomic(path: str, write):
+  """`write(tmp_path)`, then rename onto `path`: a reader never sees half a file."""
+  stem, ext = os.path.splitext(path)
+  tmp = f"{stem}.tmp{os.getpid()}{ext}"
+  write(tmp)
+  os.replace(tmp, path)
+
+
 def _write_shard(folder: str, k: int, masks, encoded: bool):
   """Atomically: the data file first, then the index file that marks the shard done."""
-  tag = f".tmp{os.getpid()}"
-  if encoded:
-    lengths = np.asarray([len(b) for b in masks], np.int64)
-    with open(os.path.join(folder, f"{k:06d}.bin{tag}"), "wb") as f:
+  base = os.path.join(folder, f"{k:06d}")
+  if not encoded:
+    _atomic(f"{base}.masks.npy", lambda p: np.save(p, masks))
+    return
+
+  def write_bin(p):
+    with open(p, "wb") as f:
       f.write(b"".join(masks))
-    os.replace(os.path.join(folder, f"{k:06d}.bin{tag}"), os.path.join(folder, f"{k:06d}.bin"))
-    np.save(os.path.join(folder, f"{k:06d}.idx{tag}.npy"), np.concatenate([[0], np.cumsum(lengths)]))
-    os.replace(os.path.join(folder, f"{k:06d}.idx{tag}.npy"), os.path.join(folder, f"{k:06d}.idx.npy"))
-  else:
-    np.save(os.path.join(folder, f"{k:06d}.masks{tag}.npy"), masks)
-    os.replace(os.path.join(folder, f"{k:06d}.masks{tag}.npy"), os.path.join(folder, f"{k:06d}.masks.npy"))
+
+  _atomic(f"{base}.bin", write_bin)
+  offsets = np.concatenate([[0], np.cumsum([len(b) for b in masks])]).astype(np.int64)
+  _atomic(f"{base}.idx.npy", lambda p: np.save(p, offsets))
 
 
 def _shard_done(folder: str, k: int, encoded: bool) -> bool:
