@@ -116,11 +116,20 @@ def build_optimizer(train_cfg, num_train: int):
     raise ValueError(f"config.train.epochs={train_cfg.epochs} is less than one step of batch "
                      f"{train_cfg.batch_size} over {num_train} examples")
   lr = train.scaled_lr(train_cfg.base_lr, train_cfg.batch_size, train_cfg.lr_scaling)
-  schedule = train.warmup_cosine(base_lr=lr, total_steps=total, warmup_steps=min(warmup, total))
+  scale = float(train_cfg.get("schedule_scale", 1.0))  # older run configs lack the new keys
+  if scale < 1.0:
+    raise ValueError(f"config.train.schedule_scale must be >= 1, got {scale}")
+  span = int(round(total * scale))
+  schedule = train.warmup_cosine(base_lr=lr, total_steps=span, warmup_steps=min(warmup, total),
+                                 end_lr=float(train_cfg.get("end_lr", 0.0)))
+  weight_decay = train_cfg.weight_decay
+  if train_cfg.get("weight_decay_end") is not None:
+    weight_decay = train.cosine_between(train_cfg.weight_decay, train_cfg.weight_decay_end, span)
 
   def tx(mask):
-    return train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=train_cfg.weight_decay,
-                                momentum=train_cfg.momentum, mask=mask)
+    return train.make_optimizer(train_cfg.optimizer, schedule, weight_decay=weight_decay,
+                                momentum=train_cfg.momentum, mask=mask, b1=train_cfg.get("b1", 0.9),
+                                b2=train_cfg.get("b2", 0.999), grad_clip_norm=train_cfg.get("grad_clip_norm"))
 
   return tx, schedule, total
 
@@ -140,7 +149,7 @@ def run_prepare(config) -> data.ArraySource:
 
 def run_train(config, workdir: str) -> train.TrainResult:
   method = build_method(config)
-  train_src, _ = build_sources(config.data, config.eval)
+  train_src, heldout_src = build_sources(config.data, config.eval)
   train_src = method.prepare_source(train_src)  # e.g. DetCon's FH masks (cached)
   tx, schedule, total = build_optimizer(config.train, len(train_src))
   _save_config(config, workdir)
@@ -172,7 +181,7 @@ def run_train(config, workdir: str) -> train.TrainResult:
           f"({result.images_per_sec:.0f} images/s at the end)", flush=True)
     if not result.preempted:
       for path in method.write_artifacts(workdir, params=result.state.params, state=result.state.state,
-                                         source=train_src):
+                                         source=train_src, heldout=heldout_src):
         print(f"wrote {path}", flush=True)
   return result
 
@@ -181,7 +190,6 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
   method = build_method(config)
   train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
-  train_src = method.prepare_source(train_src)  # make_views of the init batch may need it
   mesh = train.make_mesh()
   ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))
   # Restore only params and the method state: the optimizer is not needed to evaluate.

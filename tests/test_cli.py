@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,3 +179,34 @@ def test_pretraining_on_unlabeled_images_and_a_clear_error_for_evaluating_on_the
   pre, _ = runner.build_sources(cfg.data, cfg.eval)
   bank, test = runner.build_sources(cfg.data, cfg.eval, for_evaluation=True)
   assert not pre.labeled and bank.labeled and test.labeled and len(bank) == 20
+
+
+@pytest.mark.slow
+def test_training_on_a_tfds_dataset_read_by_name_and_one_clear_error_for_a_missing_split(tmp_path):
+  """The TFDS path as a pod user launches it: a prepared dataset (real ArrayRecord shards) named on
+  the command line, streamed from its files; a split it lacks is one error line."""
+  from jax_ssl import data
+
+  folder = _subset(str(tmp_path / "folder"), 4, 2)
+  data_dir = str(tmp_path / "tfds")
+  splits, names = {}, None
+  for split in ("train", "test"):
+    paths, labels, names = data.list_image_folder(folder, split, "folders")
+    splits[split] = data.folder_split(paths, labels)
+  data.build_tfds_dataset("cifar_by_name", data_dir, splits, class_names=names, image_shape=(32, 32, 3),
+                          encoding="png")
+  by_name = [f"--config={CONFIG}:quick", "--config.data.kind=tfds", "--config.data.name=cifar_by_name",
+             f"--config.data.data_dir={data_dir}", "--config.data.storage=files"]
+
+  proc = _run(*by_name, f"--workdir={tmp_path}/bad", "--config.data.train_split=unlabelled")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert "tfds:cifar_by_name has no split 'unlabelled'" in proc.stderr and proc.stderr.count("\n") == 1
+
+  workdir = str(tmp_path / "run")
+  proc = _run(*by_name, f"--workdir={workdir}", "--mode=train", *TINY, "--config.train.batch_size=8",
+              "--config.train.steps=3", "--config.train.checkpoint_every=3")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "40 training images from tfds:cifar_by_name" in proc.stdout, proc.stdout[-2000:]
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if '"train"' in line]
+  assert rows[-1]["step"] == 3 and all(np.isfinite(r["loss"]) for r in rows)

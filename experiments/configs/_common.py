@@ -68,7 +68,9 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
                  weight_decay: float, warmup_epochs: float, checkpoint_every: int, log_every: int,
                  momentum: float = 0.9, keep_checkpoints: int = 3,
                  max_nonfinite_steps: int = 10, online_probe: bool = False,
-                 online_probe_lr: float = 1e-3) -> ml_collections.ConfigDict:
+                 online_probe_lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999,
+                 grad_clip_norm: float | None = None, weight_decay_end: float | None = None,
+                 schedule_scale: float = 1.0, end_lr: float = 0.0) -> ml_collections.ConfigDict:
   """The `train` block (every field explicit at the call site except the defaults).
 
   lr_scaling: "linear" (lr = base_lr * batch / 256) or "none".
@@ -78,12 +80,22 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
   steps: unset (None): the run is `epochs` long. Set (`--config.train.steps=20`): the run is
     that many steps and the schedule keeps its shape (warm-up `warmup_epochs / epochs` of the
     run), e.g. a smoke run on ImageNet.
+  b1, b2: AdamW's betas (MAE: 0.9, 0.95).
+  grad_clip_norm: clip the global gradient norm to this before the optimizer (None: off).
+  weight_decay_end: None: constant `weight_decay`; else a cosine from `weight_decay` to this
+    over the schedule (MSN / DINO: 0.04 -> 0.4).
+  schedule_scale: the cosine schedules (lr, weight decay) span `schedule_scale` times the run,
+    so they stop short of their end (MSN's `ipe_scale` 1.25); 1.0: they end with the run.
+  end_lr: the learning rate the cosine decays to (MSN 1e-6).
   """
   return ml_collections.ConfigDict(dict(
       steps=ml_collections.FieldReference(None, field_type=int), batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
       weight_decay=weight_decay, warmup_epochs=warmup_epochs, momentum=momentum,
       checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, log_every=log_every,
-      max_nonfinite_steps=max_nonfinite_steps, online_probe=online_probe, online_probe_lr=online_probe_lr))
+      max_nonfinite_steps=max_nonfinite_steps, online_probe=online_probe, online_probe_lr=online_probe_lr,
+      b1=b1, b2=b2, grad_clip_norm=ml_collections.FieldReference(grad_clip_norm, field_type=float),
+      weight_decay_end=ml_collections.FieldReference(weight_decay_end, field_type=float),
+      schedule_scale=schedule_scale, end_lr=end_lr))
 
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,

@@ -13,6 +13,8 @@ parameter is this device's share: reduce it across devices with ``psum``. Under
 from jax_ssl.losses._byol import byol_loss
 from jax_ssl.losses._common import l2_normalize
 from jax_ssl.losses._detcon import detcon_loss, mask_pool
+from jax_ssl.losses._mae import mae_loss, mae_num_visible, mae_random_mask, normalize_patches, patchify, unpatchify
+from jax_ssl.losses._msn import msn_loss, msn_sinkhorn, sharpen
 from jax_ssl.losses._nt_xent import nt_xent
 from jax_ssl.losses._pretext import (
     CONTEXT_OFFSETS,
@@ -33,10 +35,19 @@ __all__ = [
     "context_label",
     "detcon_loss",
     "l2_normalize",
+    "mae_loss",
+    "mae_num_visible",
+    "mae_random_mask",
     "mask_pool",
+    "msn_loss",
+    "msn_sinkhorn",
+    "normalize_patches",
+    "patchify",
     "nt_xent",
     "rotate_batch",
+    "sharpen",
     "sinkhorn",
     "swav_codes",
     "swav_loss",
+    "unpatchify",
 ]

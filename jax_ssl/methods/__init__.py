@@ -10,6 +10,8 @@ from jax_ssl.methods.rotnet import RotNet
 from jax_ssl.methods.context import ContextPrediction
 from jax_ssl.methods.jigsaw import Jigsaw
 from jax_ssl.methods.multitask import MultiTask
+from jax_ssl.methods.mae import MAE
+from jax_ssl.methods.msn import MSN
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -22,7 +24,9 @@ REGISTRY = {
     ContextPrediction.name: ContextPrediction,
     Jigsaw.name: Jigsaw,
     MultiTask.name: MultiTask,
+    MAE.name: MAE,
+    MSN.name: MSN,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN",
            "REGISTRY", "example_batch", "with_dataset_extras"]

@@ -250,9 +250,12 @@ class Method(abc.ABC):
     del metrics
     return None
 
-  def write_artifacts(self, workdir: str, *, params: PyTree, state: PyTree, source) -> list[str]:
-    """After training, on the chief process: writes pictures into `workdir`; returns their paths."""
-    del workdir, params, state, source
+  def write_artifacts(self, workdir: str, *, params: PyTree, state: PyTree, source, heldout=None) -> list[str]:
+    """After training, on the chief process: writes pictures into `workdir`; returns their paths.
+
+    `source` is the training source; `heldout` the evaluation source (the test split, or the
+    validation part held out of the training images), for pictures of unseen images (MAE)."""
+    del workdir, params, state, source, heldout
     return []
 
   # ----------------------------------------------------------------------- identity

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from jax_ssl import data
 from jax_ssl.data import center_view
+from jax_ssl.data._split import _take
 
 
 class BackboneWithHead(nn.Module):
@@ -35,10 +36,13 @@ class BackboneWithHead(nn.Module):
 def module_signature(module: nn.Module) -> dict:
   """The hyperparameters that define a module's parameter shapes (JSON-friendly)."""
   out = {"class": type(module).__name__}
-  for field in getattr(module, "__dataclass_fields__", {}):
+  fields = getattr(module, "__dataclass_fields__", {})
+  for field in fields:
     if field in ("parent", "name", "bn_axis_name", "dtype"):
       continue
     value = getattr(module, field)
+    if fields[field].metadata.get("signature_omit_default") and value == fields[field].default:
+      continue  # a field added later: older checkpoints (without it) still match at its default
     if isinstance(value, nn.Module):
       out[field] = module_signature(value)
     elif isinstance(value, (int, float, str, bool, type(None))):
@@ -83,8 +87,11 @@ def example_batch(method, source) -> dict:
   """A tiny training batch (two examples through `method.make_views`) to initialize a network.
 
   Used to restore a checkpoint (the target's shapes) or to build a random-init baseline.
-  Methods with dataset-level state get the placeholder extras of `dataset_extras(None, N)`.
+  Only the first two examples go through `method.prepare_source` (DetCon's FH masks of two
+  images, not of the whole split); methods with dataset-level state get the placeholder extras
+  of `dataset_extras(None, 2)`.
   """
-  ds = data.train_dataset(with_dataset_extras(method, source, None), method.make_views, global_batch=2, seed=0,
+  head = method.prepare_source(_take(source, np.arange(min(2, len(source))), f"{source.name}[:2]"))
+  ds = data.train_dataset(with_dataset_extras(method, head, None), method.make_views, global_batch=2, seed=0,
                           partner_key=method.partner_key)
   return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from jax_ssl.data import ops
 from jax_ssl.methods._base import ParamGroup
-from jax_ssl.methods._ema import ema_decay, ema_update
+from jax_ssl.methods._ema import ema_decay, ema_decay_linear, ema_update
 
 
 def l2_normalize(x, axis=-1, eps=1e-12):
@@ -41,15 +41,21 @@ class EMATarget:
   """A target copy of `network` (a module returning ``(features, projection)``) moved by EMA.
 
   State: ``{"params", "batch_stats"}``. The decay rises from `tau_base` to 1 over the run with
-  BYOL's cosine schedule (`jax_ssl.methods._ema.ema_decay`); the target runs in training mode
+  BYOL's cosine schedule (`jax_ssl.methods._ema.ema_decay`), or linearly over `span` times
+  the run (`schedule="linear"`, MSN's `ema_decay_linear`); the target runs in training mode
   with its own BatchNorm statistics, as the official BYOL code, and gives no gradient.
   """
 
-  def __init__(self, network: nn.Module, *, tau_base: float):
+  def __init__(self, network: nn.Module, *, tau_base: float, schedule: str = "cosine", span: float = 1.0):
     if not 0.0 <= tau_base <= 1.0:
       raise ValueError(f"tau_base must be in [0, 1], got {tau_base}")
+    if schedule not in ("cosine", "linear"):
+      raise ValueError(f"EMA schedule must be 'cosine' (BYOL) or 'linear' (MSN), got {schedule!r}")
+    if not span >= 1.0:
+      raise ValueError(f"EMA span must be >= 1 (a multiple of the run), got {span}")
     self.network = network
     self.tau_base = float(tau_base)
+    self.schedule, self.span = schedule, float(span)
 
   @staticmethod
   def init(params, batch_stats) -> dict:
@@ -63,6 +69,8 @@ class EMATarget:
     return jax.lax.stop_gradient(z), {"params": state["params"], "batch_stats": bs}
 
   def decay(self, step, total_steps: int):
+    if self.schedule == "linear":
+      return ema_decay_linear(step, base=self.tau_base, total_steps=total_steps, span=self.span)
     return ema_decay(step, base=self.tau_base, total_steps=total_steps)
 
   def update(self, state: dict, online_params, step, total_steps: int) -> dict:

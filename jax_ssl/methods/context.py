@@ -108,7 +108,7 @@ class ContextPrediction(Method):
     """fc6 features [N, D] of normalized patches [N, p, p, 3] (inference mode)."""
     return self.model.apply({"params": params, **state}, patches, method=TiledClassifier.embedding)
 
-  def write_artifacts(self, workdir, *, params, state, source):
+  def write_artifacts(self, workdir, *, params, state, source, heldout=None):
     """Doersch et al. Fig. 4: query patches (left column) and their nearest patches in fc6 space."""
     path = os.path.join(workdir, "nearest_patches.png")
     embed = jax.jit(lambda x: self.patch_embedding(params, state, x))

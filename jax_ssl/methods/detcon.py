@@ -161,7 +161,7 @@ class _MaskedViews:
     return {"image_size": self.image_size, "num_samples": self.num_samples}
 
   # -- artifacts
-  def write_artifacts(self, workdir, *, params, state, source, num_images: int = 6):
+  def write_artifacts(self, workdir, *, params, state, source, heldout=None, num_images: int = 6):
     """`masks.png`: images, their masks, and one training view with its 16 sampled regions."""
     del params, state
     path = os.path.join(workdir, "masks.png")

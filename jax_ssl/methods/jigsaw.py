@@ -103,7 +103,7 @@ class Jigsaw(Method):
   def embed_blocks(self, params, state, images):
     return self.model.apply({"params": params, **state}, images, method=TiledClassifier.block_features)
 
-  def write_artifacts(self, workdir, *, params, state, source):
+  def write_artifacts(self, workdir, *, params, state, source, heldout=None):
     """Nearest tiles in fc6 space (as Context Prediction's figure), tiles at the training scale."""
     path = os.path.join(workdir, "nearest_tiles.png")
     embed = jax.jit(lambda x: self.model.apply({"params": params, **state}, x, method=TiledClassifier.embedding))

@@ -26,6 +26,18 @@ def warmup_cosine(*, base_lr: float, total_steps: int, warmup_steps: int, end_lr
       decay_steps=max(total_steps, warmup_steps + 1), end_value=end_lr)
 
 
+def cosine_between(start: float, end: float, total_steps: int):
+  """A cosine from `start` (step 0) to `end` (step `total_steps`), constant after: DINO's / MSN's
+  weight-decay schedule (0.04 -> 0.4)."""
+  total = max(int(total_steps), 1)
+
+  def schedule(step):
+    t = jnp.clip(jnp.asarray(step, jnp.float32) / total, 0.0, 1.0)
+    return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * t))
+
+  return schedule
+
+
 def scaled_lr(base_lr: float, batch_size: int, scaling: str) -> float:
   """SimCLR's learning-rate scaling: "linear" (lr * B / 256), "sqrt" (lr * sqrt(B)) or "none"."""
   if scaling == "linear":
@@ -41,6 +53,8 @@ def make_optimizer(name: str, schedule, *, weight_decay: float = 0.0, momentum: 
                    b1: float = 0.9, b2: float = 0.999, trust_coefficient: float = 0.001,
                    grad_clip_norm: float | None = None, mask=decay_mask) -> optax.GradientTransformation:
   """Builds "sgd", "adamw" or "lars"; weight decay (and LARS trust ratios) skip biases/norms.
+
+  `weight_decay` is a float or a schedule of the update count (e.g. `cosine_between`).
 
   SGD and LARS use coupled weight decay (added to the gradient, as the SimCLR/BYOL code);
   AdamW uses decoupled decay. `mask`: a tree or callable of which leaves get decay
