@@ -5,11 +5,12 @@ Variants (the argument after the colon):
     python experiments/main.py --config experiments/configs/msn_cifar10.py:quick --workdir runs/msn_quick
     Encoder: the ViT of simclr_cifar10:vit_quick (width 128, 4 blocks, 4 heads, 4 px patches,
     fixed sin-cos positions) with a class token. Views scaled from 224 / 96 px to 32 / 16 px: a
-    target crop and one anchor crop at 32 px (area 0.3-1), FOCAL_VIEWS focal crops at 16 px
+    target crop and one anchor crop at 32 px (area 0.3-1), 6 focal crops at 16 px
     (area 0.05-0.3), colour jitter 0.5, blur 0.5; 15% of each anchor's patches dropped.
-    Head 512-512-128 (BN, GELU), K = PROTOS prototypes, temperature 0.1, sharpening 0.25, Sinkhorn,
-    me-max 1.0; EMA 0.996 linear over 1.25 x the run; AdamW lr LR, weight decay 0.04 -> 0.4,
-    gradient clipping 3.0, batch 128, EPOCHS epochs. Hardware: 2-core CPU, 1 device. MEASURED_QUICK
+    Head 512-512-128 (BN, GELU), K = 256 prototypes, temperature 0.1, sharpening 0.25, Sinkhorn,
+    me-max 1.0; EMA 0.996 linear over 1.25 x the run; AdamW lr 1e-3, weight decay 0.04 -> 0.4,
+    gradient clipping 3.0, batch 128, 8 epochs. Hardware: 2-core CPU, 1 device.
+    Not yet run end to end here (no measured figures yet; see issue 15's notes).
 """
 
 import ml_collections

@@ -33,6 +33,12 @@ def _take(source: ArraySource, index: np.ndarray, name: str) -> ArraySource:
                              class_names=list(source.class_names), name=name, extras=extras)
 
 
+def take_examples(source: ArraySource, index, name: str | None = None) -> ArraySource:
+  """The examples `index` (ints, in order) of `source` as a source of their own (extras sliced alike)."""
+  index = np.asarray(index, dtype=np.int64)
+  return _take(source, index, name or f"{source.name}[{len(index)} examples]")
+
+
 def split_validation(source: ArraySource, *, fraction: float = 0.1,
                      seed: int = 0) -> tuple[ArraySource, ArraySource]:
   """Splits a labelled source into (train_rest, validation), class by class.

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from jax_ssl import data
 from jax_ssl.data import center_view
-from jax_ssl.data._split import _take
 
 
 class BackboneWithHead(nn.Module):
@@ -91,7 +90,7 @@ def example_batch(method, source) -> dict:
   images, not of the whole split); methods with dataset-level state get the placeholder extras
   of `dataset_extras(None, 2)`.
   """
-  head = method.prepare_source(_take(source, np.arange(min(2, len(source))), f"{source.name}[:2]"))
+  head = method.prepare_source(data.take_examples(source, np.arange(min(2, len(source))), f"{source.name}[:2]"))
   ds = data.train_dataset(with_dataset_extras(method, head, None), method.make_views, global_batch=2, seed=0,
                           partner_key=method.partner_key)
   return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))

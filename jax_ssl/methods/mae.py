@@ -37,8 +37,7 @@ from jax_ssl import losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature
-from jax_ssl.models import ViT
-from jax_ssl.models._vit import Encoder, sincos_2d_posemb
+from jax_ssl.models import Encoder, ViT, sincos_2d_posemb
 
 
 class MAENet(nn.Module):
