@@ -44,12 +44,12 @@ CONTRACT = {
         rotnet=dict(image_size=16, pad_crop=2),
         context=dict(patch=6, gap=2, jitter=1, area_range=None, downsample_p=0.0, embed_dim=16,
                      head_hidden_dims=(16,), eval_size=16, eval_crop_fraction=1.0))), 16),
+    "mae": ("mae_cifar10", "quick", dict(image_size=16, decoder_width=16, decoder_depth=1, decoder_heads=2), 16),
+    "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
+                                         proj_dim=8, num_prototypes=12), 16),
 }
 # Methods whose backbone is not the default tiny ConvNet: method -> backbone.
 _TINY_VIT = dict(width=16, depth=1, num_heads=2, mlp_dim=32, patch_size=4, pool="cls", posemb="sincos2d")
-CONTRACT["mae"] = ("mae_cifar10", "quick", dict(image_size=16, decoder_width=16, decoder_depth=1, decoder_heads=2), 16)
-CONTRACT["msn"] = ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
-                                                proj_dim=8, num_prototypes=12), 16)
 BACKBONES = {"mae": lambda: models.ViT(**_TINY_VIT),
              # MSN on mean-pooled patches: at init a tiny ViT's class token is nearly the same for every
              # image, and the head's BatchNorm over such features amplifies float32 noise past 1e-5.
