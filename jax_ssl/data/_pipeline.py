@@ -230,9 +230,21 @@ def train_dataset(source: ArraySource, view_fn: ViewFn, *, global_batch: int, se
   options = tf.data.Options()
   options.deterministic = deterministic
   options.threading.private_threadpool_size = 0
-  ds = ds.map(load, num_parallel_calls=num_parallel_calls)
+  ds = ds.map(_plain_graph(load), num_parallel_calls=num_parallel_calls)
   ds = ds.batch(local, drop_remainder=True)
   return ds.prefetch(prefetch).with_options(options)
+
+
+def _plain_graph(fn):
+  """`fn` traced as written, without AutoGraph's source rewriting.
+
+  All augmentation code here uses explicit `tf.cond` / `tf.switch_case`, never Python control
+  flow on tensors, so AutoGraph has nothing to convert; left on, it re-reads each function's
+  source from disk when `map` first traces it, and a source file edited while a long run is
+  in progress (a researcher's normal day) then hands it the wrong lines: the evaluation after
+  training failed with a TypeError from an unrelated function. Tracing also gets cheaper.
+  """
+  return tf.autograph.experimental.do_not_convert(fn)
 
 
 def eval_dataset(source: ArraySource, preprocess: Callable[[tf.Tensor], tf.Tensor], *, batch_size: int,
@@ -257,7 +269,7 @@ def eval_dataset(source: ArraySource, preprocess: Callable[[tf.Tensor], tf.Tenso
     image, label = get_example(index)
     return {"image": preprocess(image), "label": label, "index": index, "mask": valid}
 
-  ds = tf.data.Dataset.from_tensor_slices(mine).map(load, num_parallel_calls=AUTOTUNE)
+  ds = tf.data.Dataset.from_tensor_slices(mine).map(_plain_graph(load), num_parallel_calls=AUTOTUNE)
   return ds.batch(local, drop_remainder=True).prefetch(2), num_batches
 
 

@@ -142,3 +142,42 @@ def test_partner_examples_come_from_the_candidates():
   bad = ArraySource(src.images, src.labels, src.class_names, "toy", extras={"neighbours": cands + n})
   with pytest.raises(DataError, match="outside"):
     train_dataset(bad, view, global_batch=8, seed=0, partner_key="neighbours")
+
+
+_EDITED_MODULE = '''
+import tensorflow as tf
+
+
+class Scale:
+  def __call__(self, image):
+    return image * 2
+
+
+def helper(image, *, size):
+  return tf.image.resize(tf.cast(image, tf.float32), [size, size])
+
+
+def view(example, seed):
+  return {"x": helper(example["image"], size=2)}
+
+
+def preprocess(image):
+  return helper(image, size=2)
+'''
+
+
+def test_pipelines_survive_source_files_edited_during_a_run(tmp_path, monkeypatch):
+  # AutoGraph re-reads a function's source from disk when `map` traces it; after an edit that
+  # shifts lines it converted the wrong function (a TypeError from `Scale.__call__` at the
+  # evaluation after a long MAE run). The pipelines trace the functions as written instead.
+  import importlib
+  (tmp_path / "edited_views.py").write_text(_EDITED_MODULE)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  mod = importlib.import_module("edited_views")
+  (tmp_path / "edited_views.py").write_text(_EDITED_MODULE.replace("import tensorflow as tf\n", "import tensorflow as tf\n\n\n\n\n\n"))
+  src = _source(8)
+  train = next(train_dataset(src, mod.view, global_batch=4, seed=0).as_numpy_iterator())
+  ds, _ = eval_dataset(src, mod.preprocess, batch_size=4)
+  evals = next(ds.as_numpy_iterator())
+  assert train["x"].shape == evals["image"].shape == (4, 2, 2, 3)
+  np.testing.assert_allclose(evals["image"][:, 0, 0, 0], np.arange(4))
