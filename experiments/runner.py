@@ -1,4 +1,4 @@
-"""Config -> objects, for the entry point. The only module below `main.py` that reads a config."""
+"""Config -> objects, for the entry point (the method itself is built by `jax_ssl.pretrained.build_method`, which `jax_ssl.load` shares)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
-from jax_ssl import data, evaluate, methods, models, train
+from jax_ssl import data, evaluate, methods, pretrained, train
 from jax_ssl.train import CheckpointError, TrainingStopped
 
 USER_ERRORS = (data.DataError, CheckpointError, TrainingStopped, ValueError, KeyError)
@@ -35,24 +34,8 @@ def _save_config(config, workdir: str):
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
-def build_backbone(model_cfg):
-  """`config.model.name` ("resnet", "vit", "convnet") with the block's other keys as arguments."""
-  dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-  kwargs = model_cfg.to_dict()
-  name = kwargs.pop("name", "resnet")  # run configs saved before backbones had names
-  if "dtype" in kwargs:
-    if kwargs["dtype"] not in dtypes:
-      raise ValueError(f"config.model.dtype must be one of {sorted(dtypes)}, got {kwargs['dtype']!r}")
-    kwargs["dtype"] = dtypes[kwargs["dtype"]]
-  return models.build_backbone(name, **kwargs)
-
-
 def build_method(config) -> methods.Method:
-  if config.method not in methods.REGISTRY:
-    raise ValueError(f"unknown method {config.method!r}; available: {sorted(methods.REGISTRY)}")
-  kwargs = config.method_kwargs.to_dict()
-  return methods.REGISTRY[config.method](backbone=build_backbone(config.model), mean=tuple(config.data.mean),
-                                         std=tuple(config.data.std), **kwargs)
+  return pretrained.build_method(config)
 
 
 def build_sources(data_cfg, eval_cfg=None, *, for_evaluation: bool = False):
@@ -191,14 +174,12 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   method = build_method(config)
   train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
   mesh = train.make_mesh()
-  ckpt = train.Checkpointer(os.path.join(workdir, "checkpoints"))
-  # Restore only params and the method state: the optimizer is not needed to evaluate.
-  init = methods.example_batch(method, train_src)
-  params, state = method.init(jax.random.key(0), init)
-  target = {"params": params, "state": state}
-  restored, _, step = ckpt.restore(target, method.signature(), step=step, partial=True)
+  # Only params and the method state are restored (the optimizer is not needed to evaluate);
+  # the shapes come from the checkpoint, else (older runs) from two training examples.
+  restored = pretrained.load(workdir, step, config=config, source=train_src)
+  step = restored.step
   t0 = time.time()
-  report = evaluate.evaluate_method(method, restored["params"], restored["state"], train_src, test_src,
+  report = evaluate.evaluate_method(method, restored.params, restored.state, train_src, test_src,
                                     batch_size=config.eval.batch_size, knn_ks=tuple(config.eval.knn_ks),
                                     knn_temperature=config.eval.knn_temperature, linear=config.eval.linear,
                                     linear_iters=config.eval.linear_iters, baselines=config.eval.baselines,
@@ -215,5 +196,4 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
       json.dump({"step": step, "method": method.name, "report": report}, f, indent=2)
     with open(os.path.join(workdir, "results.txt"), "w") as f:
       f.write(table + "\n")
-  ckpt.close()
   return {"step": step, "report": report}

@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from jax_ssl.data import eval_dataset, load_source
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(ROOT, "experiments", "main.py")
 CONFIG = os.path.join(ROOT, "experiments", "configs", "simclr_cifar10.py")
@@ -78,6 +80,51 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
     again = json.load(f)
   assert again["step"] == first["step"]
   assert again["report"] == first["report"]
+
+  # jax_ssl.load in a fresh process with the training data gone reproduces the pretrained row
+  # of results.json exactly from `.embed` alone (uint8 images in, features out).
+  arrays = {}
+  for split in ("train", "test"):
+    src = load_source(kind="folder", path=data, split=split)
+    ds, _ = eval_dataset(src, lambda im: im, batch_size=64)
+    batches = list(ds.as_numpy_iterator())
+    keep = np.concatenate([b["mask"] for b in batches])
+    arrays[f"{split}_x"] = np.concatenate([b["image"] for b in batches])[keep]
+    arrays[f"{split}_y"] = np.concatenate([b["label"] for b in batches])[keep]
+  np.savez(tmp_path / "images.npz", **arrays)
+  shutil.rmtree(data)
+  proc = _python(LOAD_AND_EMBED, workdir, str(tmp_path / "images.npz"))
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert report["step"] == first["step"] and report["blocks"]
+  assert report["pretrained"] == first["report"]["pretrained"]
+
+
+LOAD_AND_EMBED = """
+import json, sys
+import numpy as np
+import jax_ssl
+from jax_ssl import evaluate
+
+model = jax_ssl.load(sys.argv[1])
+a = np.load(sys.argv[2])
+train_x, test_x = model.embed(a["train_x"]), model.embed(a["test_x"])
+e = model.config["eval"]
+row = evaluate.evaluate_features(train_x, a["train_y"], test_x, a["test_y"], num_classes=10,
+                                 knn_ks=tuple(e["knn_ks"]), knn_temperature=e["knn_temperature"],
+                                 linear=e["linear"], linear_iters=e["linear_iters"])
+block = model.features(a["test_x"][:4], block=model.blocks[0])
+assert block.shape[0] == 4 and block.dtype == np.float32
+print(json.dumps({"step": model.step, "blocks": model.blocks, "pretrained": row}))
+"""
+
+
+def _python(script, *args, timeout=600):
+  """A fresh interpreter on one CPU device, like a user's notebook."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  env.pop("XLA_FLAGS", None)
+  return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                        timeout=timeout, cwd=ROOT)
 
 
 def test_unknown_config_key_is_one_clear_error(tmp_path):

@@ -9,6 +9,7 @@ the evaluation runs. A method registered later is covered as soon as it is in `C
 """
 
 import importlib
+import json
 import os
 
 import jax
@@ -17,7 +18,7 @@ import optax
 import pytest
 
 from experiments import runner
-from jax_ssl import evaluate, methods, models, parallel, train
+from jax_ssl import data, evaluate, methods, parallel, pretrained, train
 from tests.helpers import assert_trees_close, batches, once, run_steps, toy_source
 
 # Each method's steps are computed once per worker: keep the module on one worker.
@@ -48,12 +49,12 @@ CONTRACT = {
     "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
                                          proj_dim=8, num_prototypes=12), 16),
 }
-# Methods whose backbone is not the default tiny ConvNet: method -> backbone.
-_TINY_VIT = dict(width=16, depth=1, num_heads=2, mlp_dim=32, patch_size=4, pool="cls", posemb="sincos2d")
-BACKBONES = {"mae": lambda: models.ViT(**_TINY_VIT),
+# Methods whose backbone is not the default tiny ConvNet: method -> config.model.
+_TINY_VIT = dict(name="vit", width=16, depth=1, num_heads=2, mlp_dim=32, patch_size=4, pool="cls", posemb="sincos2d")
+BACKBONES = {"mae": _TINY_VIT,
              # MSN on mean-pooled patches: at init a tiny ViT's class token is nearly the same for every
              # image, and the head's BatchNorm over such features amplifies float32 noise past 1e-5.
-             "msn": lambda: models.ViT(**dict(_TINY_VIT, pool="gap"))}
+             "msn": dict(_TINY_VIT, pool="gap")}
 BATCH = 16
 
 
@@ -83,17 +84,19 @@ def test_every_registered_method_is_in_the_contract():
 
 # ------------------------------------------------------------------------------------ methods
 def _tiny(name, tmp):
+  """(method, its prepared toy source, the run config dict it is built from)."""
   cfg_name, variant, over, size = CONTRACT[name]
   config = _config(cfg_name, variant)
   kwargs = {**config.method_kwargs.to_dict(), **over}
   if "mask_cache_dir" in kwargs:
     kwargs["mask_cache_dir"] = str(tmp)
-  backbone = BACKBONES[name]() if name in BACKBONES else models.build_backbone("convnet", widths=(8, 8))
-  method = methods.REGISTRY[config.method](backbone=backbone,
-                                           mean=tuple(config.data.mean), std=tuple(config.data.std), **kwargs)
+  run_config = {"method": config.method, "model": BACKBONES.get(name, dict(name="convnet", widths=(8, 8))),
+                "data": {"mean": tuple(config.data.mean), "std": tuple(config.data.std)},
+                "method_kwargs": kwargs, "eval": {"batch_size": BATCH}}
+  method = pretrained.build_method(run_config)
   src = toy_source(n=2 * BATCH, size=size)
   method.set_schedule(steps_per_epoch=2, total_steps=4, num_examples=len(src))
-  return method, method.prepare_source(src)
+  return method, method.prepare_source(src), run_config
 
 
 @pytest.fixture(params=sorted(CONTRACT))
@@ -103,12 +106,12 @@ def ran(request, tmp_path_factory):
 
 
 def _run_contract(name, tmp):
-  method, src = _tiny(name, tmp)
+  method, src, run_config = _tiny(name, tmp)
   bs = batches(method, src, BATCH, 2)
   tx = optax.sgd(0.1, momentum=0.9)
   p0, s1, m1 = run_steps(method, tx, bs, jax.devices()[:1], with_initial=True)
   s8, m8 = run_steps(method, tx, bs, jax.devices())
-  return dict(name=name, method=method, src=src, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
+  return dict(name=name, method=method, src=src, config=run_config, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
 
 
 def test_two_finite_steps_that_change_the_parameters(ran):
@@ -148,6 +151,54 @@ def test_checkpoint_round_trip_restores_an_identical_state(ran, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(train.CheckpointError, match="different model"):
     train.Checkpointer(str(tmp_path)).restore(target, {"method": "another_model"})  # "a different model"
+
+
+def _save_like_the_trainer(ran, directory):
+  """Step 2 of `ran` saved with the meta the trainer writes (config + init shapes)."""
+  method, src = ran["method"], ran["src"]
+  meta = {"signature": method.signature(), "run": {"config": json.loads(json.dumps(ran["config"]))},
+          "init": {"batch": methods.batch_spec(ran["batches"][0]), "steps_per_epoch": 2, "total_steps": 4,
+                   "num_examples": len(src)}}
+  ckpt = train.Checkpointer(os.path.join(directory, "checkpoints"), save_every=1, async_save=False)
+  assert ckpt.save(2, jax.device_put(ran["s8"], parallel.replicated(parallel.make_mesh())), meta, force=True)
+  ckpt.wait()
+  ckpt.close()
+
+
+def test_load_rebuilds_the_method_from_the_checkpoint_alone(ran, tmp_path):
+  """`jax_ssl.load` needs no data: zeros of the stored shapes initialize the network, the
+  checkpoint fills it, and `embed` gives the evaluation's features exactly."""
+  _save_like_the_trainer(ran, str(tmp_path))
+  model = pretrained.load(str(tmp_path))
+  assert model.step == 2 and model.method.signature() == ran["method"].signature()
+  for got, want in ((model.params, ran["s8"].params), (model.state, ran["s8"].state)):
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  head = data.take_examples(ran["src"], np.arange(10), "toy[:10]")
+  want, _ = evaluate.extract_features(ran["method"], ran["s8"].params, ran["s8"].state, head, batch_size=BATCH)
+  np.testing.assert_array_equal(model.embed(head.images), want)
+
+
+@pytest.mark.parametrize("ran", ["simclr"], indirect=True)
+def test_load_errors(ran, tmp_path):
+  with pytest.raises(train.CheckpointError, match="no checkpoint"):
+    pretrained.load(str(tmp_path))
+  _save_like_the_trainer(ran, str(tmp_path))
+  other = json.loads(json.dumps(ran["config"]))
+  other["model"]["widths"] = [8, 16]
+  with pytest.raises(train.CheckpointError, match="different model"):
+    pretrained.load(str(tmp_path), config=other)
+  with pytest.raises(train.CheckpointError, match="no checkpoint of step 5"):
+    pretrained.load(str(tmp_path), step=5)
+  model = pretrained.load(str(tmp_path))
+  images = ran["src"].images[:4]
+  for bad, message in ((images.astype(np.float32) / 255, "uint8"), (images[..., :1], r"\[N, H, W, 3\]"),
+                       (images[:0], "no images")):
+    with pytest.raises(ValueError, match=message):
+      model.embed(bad)
+  with pytest.raises(ValueError, match="unknown block 'stage9'"):
+    model.features(images, block="stage9")
 
 
 def test_evaluation_runs(ran):

@@ -1,7 +1,7 @@
 """Self-supervised methods: each builds its model, names its views and wires a loss."""
 
 from jax_ssl.methods._base import Method, ParamGroup, Phase
-from jax_ssl.methods._common import example_batch, with_dataset_extras
+from jax_ssl.methods._common import batch_spec, example_batch, with_dataset_extras, zeros_batch
 from jax_ssl.methods.byol import BYOL
 from jax_ssl.methods.detcon import DetConB, DetConS
 from jax_ssl.methods.simclr import SimCLR
@@ -29,4 +29,4 @@ REGISTRY = {
 }
 
 __all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN",
-           "REGISTRY", "example_batch", "with_dataset_extras"]
+           "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

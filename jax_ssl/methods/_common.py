@@ -94,3 +94,22 @@ def example_batch(method, source) -> dict:
   ds = data.train_dataset(with_dataset_extras(method, head, None), method.make_views, global_batch=2, seed=0,
                           partner_key=method.partner_key)
   return jax.tree.map(np.asarray, next(ds.take(1).as_numpy_iterator()))
+
+
+def batch_spec(batch) -> dict:
+  """JSON-able per-example shapes and dtypes of a batch (nested dicts of [B, ...] arrays).
+
+  Stored with every checkpoint (`meta["init"]["batch"]`) so that `zeros_batch` can rebuild a
+  batch of the same structure, and `init` the network, without the training data.
+  """
+  if isinstance(batch, dict):
+    return {k: batch_spec(v) for k, v in batch.items()}
+  a = np.asarray(batch)
+  return {"shape": list(a.shape[1:]), "dtype": a.dtype.name}
+
+
+def zeros_batch(spec: dict, n: int = 2) -> dict:
+  """A batch of `n` all-zero examples with the structure of `batch_spec`'s output."""
+  if set(spec) == {"shape", "dtype"} and isinstance(spec["dtype"], str):
+    return np.zeros([n] + list(spec["shape"]), np.dtype(spec["dtype"]))
+  return {k: zeros_batch(v, n) for k, v in spec.items()}

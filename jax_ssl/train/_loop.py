@@ -16,7 +16,7 @@ import optax
 
 from jax_ssl import data as pipeline  # the public data API: train_dataset, steps_per_epoch
 from jax_ssl.data import ArraySource
-from jax_ssl.methods import Method, with_dataset_extras
+from jax_ssl.methods import Method, batch_spec, with_dataset_extras
 from jax_ssl.parallel import (any_process, check_batch_divisible, extract_features_sharded, make_embed_fn,
                               make_mesh, replicated, shard_batch, to_host)
 from jax_ssl.train import _logging as mlog
@@ -167,6 +167,12 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
 
     # Shapes for initialization come from the first batch of the run.
     first = next(iter(dataset(0, None).take(1).as_numpy_iterator()))
+    # What `init` needs, stored with every checkpoint so that `jax_ssl.load` rebuilds the
+    # network without the training data.
+    init_keys = [k for k in first if probe is None or k not in ("probe_image", "label")]
+    meta["init"] = {"batch": batch_spec({k: first[k] for k in init_keys}),
+                    "steps_per_epoch": method.steps_per_epoch, "total_steps": int(total_steps),
+                    "num_examples": len(source)}
     state = init_train_state(method, tx, init_rng, shard_batch(first, mesh), mesh, probe=probe)
     start_step = 0
     if ckpt.latest_step() is not None:
