@@ -197,3 +197,11 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
     with open(os.path.join(workdir, "results.txt"), "w") as f:
       f.write(table + "\n")
   return {"step": step, "report": report}
+
+
+def run_export(workdir: str, *, step: int | None = None) -> list[str]:
+  """The backbone of a checkpoint of `workdir` as workdir/export/backbone.{npz,json}
+  (+ .torchvision.npz for ResNets); needs no data and no config flag."""
+  model = pretrained.load(workdir, step)
+  paths = model.export_backbone(os.path.join(workdir, "export", "backbone")) if jax.process_index() == 0 else []
+  return paths

@@ -26,12 +26,15 @@ import json
 import os
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jax_ssl import data, methods, models, parallel, train
 from jax_ssl.train import CheckpointError
+
+BACKBONE_FORMAT = "jax_ssl.backbone/1"
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -86,12 +89,7 @@ class Pretrained:
   def blocks(self) -> list[str]:
     """Names accepted by `features(images, block=...)` (e.g. "stem", "stage1", ..., "final")."""
     if "blocks" not in self._fns:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the data layer's dependency)
-
-      x = self.method.eval_preprocess(tf.zeros([32, 32, 3], tf.uint8))
-      shapes = jax.eval_shape(self.method.embed_blocks, self.params, self.state,
-                              jax.ShapeDtypeStruct((1,) + tuple(x.shape), jnp.float32))
-      self._fns["blocks"] = list(shapes)
+      self._fns["blocks"] = list(jax.eval_shape(self.method.embed_blocks, self.params, self.state, self._input_spec()))
     return self._fns["blocks"]
 
   def embed(self, images, *, batch_size: int | None = None) -> np.ndarray:
@@ -108,6 +106,58 @@ class Pretrained:
       raise ValueError(f"unknown block {block!r} of {self.method.name}; available: {', '.join(self.blocks)}")
     out = self._extract(images, blocks=True, batch_size=batch_size)
     return out if block is None else out[block]
+
+  def backbone_variables(self) -> dict:
+    """{"params", "batch_stats"?} of the backbone behind `embed` (host numpy arrays)."""
+    return jax.tree.map(np.asarray, self.method.backbone_variables(self.params, self.state))
+
+  def export_backbone(self, path: str, *, torchvision: bool | None = None) -> list[str]:
+    """Writes the backbone alone: `path.npz` (its variables, "params/stem_conv/kernel", ...)
+    and `path.json` (the model card: architecture, method, config, data, step, and the run's
+    evaluation figures when `results.json` is there); for a ResNet also `path.torchvision.npz`
+    (torchvision `state_dict` names and OIHW kernels; `torchvision=False` skips it). Returns the
+    paths written. `load_backbone(path)` rebuilds it."""
+    variables = self.backbone_variables()
+    model_cfg = dict(self.config["model"])
+    is_resnet = model_cfg.get("name", "resnet") == "resnet"
+    if torchvision and not is_resnet:
+      raise ValueError(f"the torchvision layout is for ResNets; this backbone is {model_cfg.get('name')!r}")
+    torchvision = is_resnet if torchvision is None else torchvision
+    base = path[:-4] if path.endswith(".npz") else path
+    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+    card = {
+        "format": BACKBONE_FORMAT,
+        "architecture": model_cfg,
+        "num_features": int(self.embed_dim()),
+        "input_shape": list(self._input_spec().shape[1:]),
+        "method": self.method.name,
+        "signature": self.method.signature(),
+        "step": self.step,
+        "data": {k: self.config.get("data", {}).get(k) for k in ("kind", "name", "path", "train_split", "mean", "std")},
+        "input": "float32 [N, H, W, 3]: RGB in [0, 1] minus data.mean, divided by data.std "
+                 "(jax_ssl.load(workdir).embed does this from uint8 images, with the run's centre crop)",
+        "config": self.config,
+        "evaluation": _results(self.workdir),
+        "files": {"variables": os.path.basename(base) + ".npz"},
+    }
+    written = [_atomic_savez(base + ".npz", flax.traverse_util.flatten_dict(variables, sep="/"))]
+    if torchvision:
+      written.append(_atomic_savez(base + ".torchvision.npz", models.torchvision_resnet_state_dict(variables)))
+      card["files"]["torchvision"] = os.path.basename(written[-1])
+    with open(base + ".json.tmp", "w") as f:
+      json.dump(card, f, indent=2, sort_keys=True, default=str)
+    os.replace(base + ".json.tmp", base + ".json")
+    return written + [base + ".json"]
+
+  def embed_dim(self) -> int:
+    """F of `embed`'s [N, F] features."""
+    return int(jax.eval_shape(self.method.embed, self.params, self.state, self._input_spec()).shape[-1])
+
+  def _input_spec(self):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the data layer's dependency)
+
+    x = self.method.eval_preprocess(tf.zeros([32, 32, 3], tf.uint8))
+    return jax.ShapeDtypeStruct((1,) + tuple(x.shape), jnp.float32)
 
   def _extract(self, images, *, blocks: bool, batch_size: int | None):
     images = check_images(images)
@@ -210,5 +260,50 @@ def _saved_config(workdir: str) -> dict:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise CheckpointError(f"the checkpoint in {workdir} has no config and there is no {path}")
+  with open(path) as f:
+    return json.load(f)
+
+
+# ------------------------------------------------------------------------- exported backbones
+def load_backbone(path: str):
+  """(module, variables, card) of a backbone written by `Pretrained.export_backbone(path)`.
+
+  `module.apply(variables, images, train=False)` gives the exported run's `embed` features
+  of preprocessed images (`card["input"]`); `card` is the model card (a dict). Raises
+  ValueError for a file that is not such an export or whose arrays do not fit the architecture.
+  """
+  base = path[:-4] if path.endswith(".npz") else path[:-5] if path.endswith(".json") else path
+  for f in (base + ".json", base + ".npz"):
+    if not os.path.exists(f):
+      raise ValueError(f"no exported backbone at {base} ({f} is missing)")
+  with open(base + ".json") as f:
+    card = json.load(f)
+  if card.get("format") != BACKBONE_FORMAT:
+    raise ValueError(f"{base}.json is not a jax_ssl backbone card (format {card.get('format')!r}, "
+                     f"expected {BACKBONE_FORMAT!r})")
+  module = build_backbone(card["architecture"])
+  with np.load(base + ".npz") as z:
+    variables = flax.traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep="/")
+  shape = tuple(card.get("input_shape", (32, 32, 3)))
+  expected = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1,) + shape), train=False))
+  want = {k: v.shape for k, v in flax.traverse_util.flatten_dict(dict(expected), sep="/").items()}
+  got = {k: v.shape for k, v in flax.traverse_util.flatten_dict(variables, sep="/").items()}
+  if want != got:
+    diff = sorted(set(want.items()) ^ set(got.items()))[:4]
+    raise ValueError(f"{base}.npz does not fit its architecture {card['architecture']}: e.g. {diff}")
+  return module, variables, card
+
+
+def _atomic_savez(path: str, arrays: dict) -> str:
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+  return path
+
+
+def _results(workdir: str):
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return None
   with open(path) as f:
     return json.load(f)

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from jax_ssl import pretrained
 from jax_ssl.data import eval_dataset, load_source
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,6 +100,14 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   assert report["step"] == first["step"] and report["blocks"]
   assert report["pretrained"] == first["report"]["pretrained"]
 
+  # The backbone alone, with its model card and the torchvision layout (a ResNet-18 here).
+  proc = _run(f"--workdir={workdir}", "--mode=export")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  module, variables, card = pretrained.load_backbone(os.path.join(workdir, "export", "backbone"))
+  assert card["evaluation"]["report"] == first["report"] and card["step"] == first["step"]
+  with np.load(os.path.join(workdir, "export", "backbone.torchvision.npz")) as tv:
+    assert len(tv.files) == 120 and tv["conv1.weight"].shape == (8, 3, 3, 3)  # CIFAR stem, width 8
+
 
 LOAD_AND_EMBED = """
 import json, sys
@@ -125,6 +134,12 @@ def _python(script, *args, timeout=600):
   env.pop("XLA_FLAGS", None)
   return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
                         timeout=timeout, cwd=ROOT)
+
+
+def test_export_without_a_checkpoint_is_one_clear_error(tmp_path):
+  proc = _run(f"--workdir={tmp_path}", "--mode=export")
+  assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: no checkpoint in"), proc.stderr
+  assert "Traceback" not in proc.stderr
 
 
 def test_unknown_config_key_is_one_clear_error(tmp_path):

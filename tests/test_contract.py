@@ -180,6 +180,22 @@ def test_load_rebuilds_the_method_from_the_checkpoint_alone(ran, tmp_path):
   np.testing.assert_array_equal(model.embed(head.images), want)
 
 
+def test_exported_backbone_reloads_with_identical_features(ran, tmp_path):
+  """The backbone alone (`export_backbone`) in a fresh `models` module gives `embed`'s features."""
+  _save_like_the_trainer(ran, str(tmp_path))
+  model = pretrained.load(str(tmp_path))
+  written = model.export_backbone(str(tmp_path / "export" / "backbone"))
+  assert all(os.path.exists(p) for p in written)
+  module, variables, card = pretrained.load_backbone(str(tmp_path / "export" / "backbone"))
+  assert card["method"] == ran["name"] and card["step"] == 2
+  assert card["architecture"] == json.loads(json.dumps(ran["config"]["model"]))
+  head = data.take_examples(ran["src"], np.arange(8), "toy[:8]")
+  x = np.stack([np.asarray(model.method.eval_preprocess(im)) for im in head.images])
+  np.testing.assert_array_equal(np.asarray(jax.jit(lambda v, x: module.apply(v, x, train=False))(variables, x)),
+                                np.asarray(jax.jit(ran["method"].embed)(ran["s8"].params, ran["s8"].state, x)))
+  assert card["num_features"] == model.embed(head.images).shape[1]
+
+
 @pytest.mark.parametrize("ran", ["simclr"], indirect=True)
 def test_load_errors(ran, tmp_path):
   with pytest.raises(train.CheckpointError, match="no checkpoint"):

@@ -258,7 +258,46 @@ class Method(abc.ABC):
     del workdir, params, state, source, heldout
     return []
 
+  # ----------------------------------------------------------------------- reuse
+  def backbone_variables(self, params: PyTree, state: PyTree) -> dict:
+    """The Flax variables of the backbone behind `embed`: {"params": ...} plus "batch_stats"
+    where it has BatchNorm, ready for `backbone.apply(variables, images, train=False)`.
+
+    Default: the one subtree named "backbone" in `params` (a backbone attribute of the
+    method's network), and its statistics at the same path under `state["batch_stats"]`.
+    Methods whose evaluated backbone lives elsewhere (an EMA target, a shared trunk) override.
+    """
+    found = _paths_named(params, "backbone")
+    if len(found) != 1:
+      raise NotImplementedError(f"{type(self).__name__}: {len(found)} parameter subtrees named 'backbone' "
+                                f"({found}); define backbone_variables")
+    path = found[0]
+    out = {"params": _at(params, path)}
+    stats = _at(state.get("batch_stats", {}) if isinstance(state, dict) else {}, path)
+    if stats:
+      out["batch_stats"] = stats
+    return out
+
   # ----------------------------------------------------------------------- identity
   def signature(self) -> dict:
     """What a checkpoint must match to be restored into this method (JSON-serializable)."""
     return {"method": self.name}
+
+
+def _paths_named(tree, name, prefix=()) -> list:
+  """Key paths (tuples) of the dict nodes called `name` in a nested dict (not below them)."""
+  if not isinstance(tree, dict):
+    return []
+  out = []
+  for k, v in tree.items():
+    out += [prefix + (k,)] if k == name else _paths_named(v, name, prefix + (k,))
+  return out
+
+
+def _at(tree, path):
+  """`tree[path[0]][path[1]]...`, or None where the path does not exist."""
+  for k in path:
+    if not isinstance(tree, dict) or k not in tree:
+      return None
+    tree = tree[k]
+  return tree

@@ -206,6 +206,9 @@ class MAE(Method):
   def embed_blocks(self, params, state, images):
     return self.net.apply({"params": params}, images, method=MAENet.block_features)
 
+  def backbone_variables(self, params, state):
+    return {"params": params["encoder"]}
+
   # -- pictures
   def reconstruct(self, params, images, rng):
     """(masked input, reconstruction, original), each [B, H, W, 3] in [0, 1], as the official demo.

@@ -216,5 +216,10 @@ class MSN(Method):
   def embed_blocks(self, params, state, images):
     return self.net.apply(self._target_variables(state), images, method=MSNNet.block_features)
 
+  def backbone_variables(self, params, state):  # the EMA target's encoder, as `embed`
+    out = {"params": state["target"]["params"]["encoder"]}
+    stats = state["target"]["batch_stats"].get("encoder")
+    return {**out, "batch_stats": stats} if stats else out
+
   def signature(self):
     return {"method": self.name, "model": module_signature(self.net), "num_prototypes": self.prototypes.num}

@@ -153,6 +153,10 @@ class MultiTask(Method):
     p, s = self._task_trees(params, state, next(iter(self.tasks)), state["trunk"])
     return self.first.embed_blocks(p, s, images)
 
+  def backbone_variables(self, params, state):  # the one shared trunk
+    out = {"params": params["trunk"]}
+    return {**out, "batch_stats": state["trunk"]} if state["trunk"] else out
+
   def check_metrics(self, metrics):
     for name, task in self.tasks.items():
       prefix = f"{name}/"

@@ -4,11 +4,13 @@ from jax_ssl.models._convnet import ConvNet
 from jax_ssl.models._heads import MLP
 from jax_ssl.models._registry import BACKBONES, build_backbone
 from jax_ssl.models._resnet import ResNet, STAGE_SIZES, resnet18, resnet34, resnet50
+from jax_ssl.models._torchvision import torchvision_resnet_state_dict
 from jax_ssl.models._vit import (VIT_VARIANTS, Encoder, ViT, interpolate_posemb, sincos_2d_posemb, vit_b, vit_from_variant,
                                  vit_l, vit_s, vit_ti)
 
 __all__ = [
     "BACKBONES", "ConvNet", "Encoder", "MLP", "ResNet", "STAGE_SIZES", "VIT_VARIANTS", "ViT", "build_backbone",
-    "interpolate_posemb", "resnet18", "resnet34", "resnet50", "sincos_2d_posemb", "vit_b", "vit_from_variant",
+    "interpolate_posemb", "resnet18", "resnet34", "resnet50", "sincos_2d_posemb", "torchvision_resnet_state_dict",
+    "vit_b", "vit_from_variant",
     "vit_l", "vit_s", "vit_ti",
 ]

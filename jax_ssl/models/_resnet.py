@@ -28,6 +28,11 @@ STAGE_SIZES = {
 }
 
 
+# torchvision's padding=1 for every 3x3 convolution. For stride 1 it is "SAME"; for stride 2 on an
+# even input "SAME" pads (0, 1), which shifts every window by a pixel relative to torchvision.
+_PAD1 = ((1, 1), (1, 1))
+
+
 class BasicBlock(nn.Module):
   """Two 3x3 convolutions; the residual branch's last BN starts at zero scale."""
 
@@ -40,9 +45,9 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     residual = x
-    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(x)
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides), padding=_PAD1)(x)
     y = self.act(self.norm()(y))
-    y = self.conv(self.filters, (3, 3))(y)
+    y = self.conv(self.filters, (3, 3), padding=_PAD1)(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
     if residual.shape != y.shape:
       residual = self.conv(self.filters, (1, 1), (self.strides, self.strides), name="proj_conv")(residual)
@@ -63,7 +68,7 @@ class Bottleneck(nn.Module):
   def __call__(self, x):
     residual = x
     y = self.act(self.norm()(self.conv(self.filters, (1, 1))(x)))
-    y = self.conv(self.filters, (3, 3), (self.strides, self.strides))(y)
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides), padding=_PAD1)(y)
     y = self.act(self.norm()(y))
     y = self.conv(self.filters * 4, (1, 1))(y)
     y = self.norm(scale_init=nn.initializers.zeros)(y)
@@ -114,12 +119,15 @@ class ResNet(nn.Module):
     block = Bottleneck if self.depth >= 50 else BasicBlock
     x = jnp.asarray(x, self.dtype)
     if self.stem == "cifar":
-      x = conv(self.width, (3, 3), name="stem_conv")(x)
+      x = conv(self.width, (3, 3), padding=_PAD1, name="stem_conv")(x)
       x = nn.relu(norm(name="stem_bn")(x))
     else:
       x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="stem_conv")(x)
       x = nn.relu(norm(name="stem_bn")(x))
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+      # torchvision's MaxPool2d(3, 2, padding=1): one -inf row/column on every side. "SAME"
+      # would pad only after (0, 1) and shift every window by a pixel, so torchvision weights
+      # converted either way would not give the same features.
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     blocks = {}
     for i, num_blocks in enumerate(STAGE_SIZES[self.depth]):
       for j in range(num_blocks):
