@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= runs/simclr_cifar10_quick
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-fast test-imagenet bench install clean
+.PHONY: demo test test-fast test-core test-imagenet bench install clean
 
 install: $(STAMP)
 
@@ -26,6 +26,15 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not slow"
+
+# The core install alone (jax, flax, optax, numpy: pyproject's `dependencies`, pinned as in
+# requirements.txt) in its own environment: losses and models import without TensorFlow, their
+# doctests pass, an exported backbone loads.
+CORE_VENV := .venv-core
+test-core:
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep -E '^(jax|jaxlib|flax|optax|numpy)==' requirements.txt)
+	$(CORE_VENV)/bin/python tests/core_doctests.py
 
 test-imagenet: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m imagenet_smoke tests/test_imagenet_configs.py

@@ -26,7 +26,6 @@ import json
 import os
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,7 +33,6 @@ import numpy as np
 from jax_ssl import data, methods, models, parallel, train
 from jax_ssl.train import CheckpointError
 
-BACKBONE_FORMAT = "jax_ssl.backbone/1"
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -123,10 +121,7 @@ class Pretrained:
     if torchvision and not is_resnet:
       raise ValueError(f"the torchvision layout is for ResNets; this backbone is {model_cfg.get('name')!r}")
     torchvision = is_resnet if torchvision is None else torchvision
-    base = path[:-4] if path.endswith(".npz") else path
-    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     card = {
-        "format": BACKBONE_FORMAT,
         "architecture": model_cfg,
         "num_features": int(self.embed_dim()),
         "input_shape": list(self._input_spec().shape[1:]),
@@ -138,16 +133,9 @@ class Pretrained:
                  "(jax_ssl.load(workdir).embed does this from uint8 images, with the run's centre crop)",
         "config": self.config,
         "evaluation": _results(self.workdir),
-        "files": {"variables": os.path.basename(base) + ".npz"},
     }
-    written = [_atomic_savez(base + ".npz", flax.traverse_util.flatten_dict(variables, sep="/"))]
-    if torchvision:
-      written.append(_atomic_savez(base + ".torchvision.npz", models.torchvision_resnet_state_dict(variables)))
-      card["files"]["torchvision"] = os.path.basename(written[-1])
-    with open(base + ".json.tmp", "w") as f:
-      json.dump(card, f, indent=2, sort_keys=True, default=str)
-    os.replace(base + ".json.tmp", base + ".json")
-    return written + [base + ".json"]
+    extra = {"torchvision": models.torchvision_resnet_state_dict(variables)} if torchvision else None
+    return models.save_backbone(path, variables, card, extra=extra)
 
   def embed_dim(self) -> int:
     """F of `embed`'s [N, F] features."""
@@ -264,46 +252,14 @@ def _saved_config(workdir: str) -> dict:
     return json.load(f)
 
 
-# ------------------------------------------------------------------------- exported backbones
-def load_backbone(path: str):
-  """(module, variables, card) of a backbone written by `Pretrained.export_backbone(path)`.
-
-  `module.apply(variables, images, train=False)` gives the exported run's `embed` features
-  of preprocessed images (`card["input"]`); `card` is the model card (a dict). Raises
-  ValueError for a file that is not such an export or whose arrays do not fit the architecture.
-  """
-  base = path[:-4] if path.endswith(".npz") else path[:-5] if path.endswith(".json") else path
-  for f in (base + ".json", base + ".npz"):
-    if not os.path.exists(f):
-      raise ValueError(f"no exported backbone at {base} ({f} is missing)")
-  with open(base + ".json") as f:
-    card = json.load(f)
-  if card.get("format") != BACKBONE_FORMAT:
-    raise ValueError(f"{base}.json is not a jax_ssl backbone card (format {card.get('format')!r}, "
-                     f"expected {BACKBONE_FORMAT!r})")
-  module = build_backbone(card["architecture"])
-  with np.load(base + ".npz") as z:
-    variables = flax.traverse_util.unflatten_dict({k: z[k] for k in z.files}, sep="/")
-  shape = tuple(card.get("input_shape", (32, 32, 3)))
-  expected = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.zeros((1,) + shape), train=False))
-  want = {k: v.shape for k, v in flax.traverse_util.flatten_dict(dict(expected), sep="/").items()}
-  got = {k: v.shape for k, v in flax.traverse_util.flatten_dict(variables, sep="/").items()}
-  if want != got:
-    diff = sorted(set(want.items()) ^ set(got.items()))[:4]
-    raise ValueError(f"{base}.npz does not fit its architecture {card['architecture']}: e.g. {diff}")
-  return module, variables, card
-
-
-def _atomic_savez(path: str, arrays: dict) -> str:
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
-  return path
-
-
 def _results(workdir: str):
   path = os.path.join(workdir, "results.json")
   if not os.path.exists(path):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+# An export written by `Pretrained.export_backbone` is read back with `jax_ssl.models.load_backbone`
+# (no TensorFlow needed); re-exported here for discoverability.
+load_backbone = models.load_backbone
