@@ -3,9 +3,10 @@ r"""jax_ssl experiments: pretrain a method, then evaluate its frozen features.
   python experiments/main.py --config experiments/configs/simclr_cifar10.py:quick --workdir runs/simclr
   python experiments/main.py --workdir runs/simclr --mode evaluate          # any saved checkpoint
   python experiments/main.py --workdir runs/simclr --mode export            # the backbone alone
+  python experiments/main.py --workdir runs/simclr --mode finetune          # 10% labels vs random init
   python experiments/main.py --config ...:quick --workdir runs/x --config.train.epochs=5   # overrides
 
-Modes: train_and_evaluate (default), train, evaluate, prepare, export. A run resumes automatically from the
+Modes: train_and_evaluate (default), train, evaluate, prepare, export, linear, finetune. A run resumes automatically from the
 checkpoints in --workdir; SIGTERM/SIGINT save a checkpoint at the next step boundary and exit 0.
 `evaluate` reads the run's config from --workdir/config.json unless --config is given,
 restores the latest checkpoint (or --step) and prints the kNN / linear table. `prepare`
@@ -13,6 +14,9 @@ computes the method's dataset-level inputs offline (DetCon's FH masks, on every 
 split across the processes of a multi-host launch; resumable) without training. `export` writes
 the checkpoint's backbone (--step, default the latest) to --workdir/export/: backbone.npz, the
 model card backbone.json and, for ResNets, backbone.torchvision.npz (torchvision names, OIHW).
+`linear` / `finetune` run the published supervised protocols on a checkpoint (config.eval.linear_sgd,
+config.eval.finetune: SGD linear evaluation on frozen features; fine-tuning with a label fraction
+against the same network from random init) and write results_linear.json / results_finetune.json.
 
 Several processes (hosts), each reading its own slice of every global batch: run on each
   python experiments/main.py --config ... --workdir SHARED_DIR --coordinator_address HOST0:PORT \
@@ -33,7 +37,7 @@ from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (path[:variant]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics, plots, results.", required=True)
-_MODE = flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate", "prepare", "export"],
+_MODE = flags.DEFINE_enum("mode", "train_and_evaluate", ["train_and_evaluate", "train", "evaluate", "prepare", "export", "linear", "finetune"],
                               "What to run.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process runs).")
@@ -94,6 +98,9 @@ def main(argv):
     config = runner.resolve_config(_CONFIG.value, workdir, mode=_MODE.value)
     if _MODE.value == "prepare":
       runner.run_prepare(config)
+      return 0
+    if _MODE.value in ("linear", "finetune"):
+      runner.run_protocol(config, workdir, _MODE.value, step=_STEP.value)
       return 0
     if _MODE.value in ("train_and_evaluate", "train"):
       result = runner.run_train(config, workdir)

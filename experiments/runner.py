@@ -7,6 +7,7 @@ import os
 import time
 
 import jax
+import numpy as np
 import ml_collections
 
 from jax_ssl import data, evaluate, methods, pretrained, train
@@ -205,3 +206,67 @@ def run_export(workdir: str, *, step: int | None = None) -> list[str]:
   model = pretrained.load(workdir, step)
   paths = model.export_backbone(os.path.join(workdir, "export", "backbone")) if jax.process_index() == 0 else []
   return paths
+
+
+_SUBSETS = {0.01: "1pct", 0.1: "10pct"}  # TFDS imagenet2012_subset splits (SimCLR's 1% / 10%)
+
+
+def _label_split(config, train_src, fraction: float, seed: int):
+  """The labelled examples for fine-tuning: TFDS's imagenet2012_subset/{1pct,10pct} for
+  ImageNet at those fractions, else a seeded class-balanced subset (`data.label_subset`)."""
+  d = config.data
+  if d.kind == "tfds" and str(d.name).startswith("imagenet2012") and fraction in _SUBSETS \
+     and config.eval.get("split", "test") == "test":
+    return data.load_source(kind="tfds", name=f"imagenet2012_subset/{_SUBSETS[fraction]}", split="train",
+                            data_dir=d.data_dir, download=d.download, storage=d.get("storage", "auto"))
+  return data.label_subset(train_src, fraction=fraction, seed=seed)
+
+
+def run_protocol(config, workdir: str, protocol: str, *, step: int | None = None) -> dict:
+  """`protocol` "linear" (SGD linear evaluation on frozen features) or "finetune" (the whole
+  network with `eval.finetune.label_fraction` of the labels, and the same network from random
+  init with the same labels and steps). Prints and saves results_<protocol>.json."""
+  model = pretrained.load(workdir, step, config=config)
+  train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
+  block = (config.eval.get("linear_sgd") if protocol == "linear" else config.eval.get("finetune"))
+  if block is None:
+    raise ValueError(f"config.eval has no {'linear_sgd' if protocol == 'linear' else 'finetune'} block "
+                     f"(a run config saved before the protocols existed); pass --config")
+  settings = block.to_dict()
+  fraction = float(settings.pop("label_fraction", 1.0))
+  baseline = bool(settings.pop("baseline", False))
+  cfg = evaluate.ProtocolConfig.from_dict(settings)
+  module = pretrained.build_backbone(config.model)
+  labelled = _label_split(config, train_src, fraction, cfg.seed) if protocol == "finetune" else train_src
+  mesh = train.make_mesh()
+  chief = jax.process_index() == 0
+
+  def progress(name):
+    def show(i, total, loss, acc):
+      if chief:
+        print(f"{protocol} [{name}] step {i}/{total}: loss {loss:.4f}, batch accuracy {100 * acc:.1f}%", flush=True)
+    return show
+
+  run = evaluate.linear_sgd if protocol == "linear" else evaluate.finetune
+  kw = dict(preprocess=model.method.eval_preprocess, config=cfg, mesh=mesh)
+  t0 = time.time()
+  rows = {"pretrained": run(module, model.backbone_variables(), labelled, test_src, progress=progress("pretrained"), **kw)}
+  if baseline:
+    x = model.method.eval_preprocess(np.zeros([8, 8, 3], np.uint8))
+    random_vars = module.init(jax.random.key(12345), np.zeros((1,) + tuple(x.shape), np.float32), train=False)
+    rows["random_init"] = run(module, random_vars, labelled, test_src, progress=progress("random init"), **kw)
+  for r in rows.values():
+    r.pop("params"), r.pop("batch_stats")
+  report = {"step": model.step, "method": model.method.name, "protocol": protocol,
+            "settings": {**settings, "label_fraction": fraction}, "labelled_examples": len(labelled),
+            "labelled_split": labelled.name, "test_split": test_src.name, "rows": rows,
+            "seconds": round(time.time() - t0, 1)}
+  if chief:
+    name = {"linear": "linear evaluation (SGD, frozen features)", "finetune": "fine-tuning"}[protocol]
+    print(f"{model.method.name} step {model.step}: {name} on {len(labelled)} labelled images of {labelled.name}, "
+          f"top-1 % on {test_src.name} ({len(test_src)} images)", flush=True)
+    for k, r in rows.items():
+      print(f"  {k:12s} {r['top1']:6.2f}  ({r['steps']} steps of batch {r['batch_size']}, lr {r['lr']:.4g})", flush=True)
+    with open(os.path.join(workdir, f"results_{protocol}.json"), "w") as f:
+      json.dump(report, f, indent=2)
+  return report

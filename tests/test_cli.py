@@ -82,6 +82,24 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   assert again["step"] == first["step"]
   assert again["report"] == first["report"]
 
+  # The published protocols on the checkpoint: SGD linear evaluation, and fine-tuning with 10%
+  # of the labels against the same network from random init; a fraction that leaves a class
+  # without labels is one clear error.
+  same_run = [f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.data.path={data}", *TINY]
+  proc = _run(*same_run, "--mode=linear", "--config.eval.linear_sgd.epochs=1")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(os.path.join(workdir, "results_linear.json")) as f:
+    linear = json.load(f)
+  assert linear["protocol"] == "linear" and linear["step"] == first["step"] and 0 <= linear["rows"]["pretrained"]["top1"] <= 100
+  proc = _run(*same_run, "--mode=finetune", "--config.eval.finetune.epochs=2", "--config.eval.finetune.batch_size=32")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(os.path.join(workdir, "results_finetune.json")) as f:
+    tuned = json.load(f)
+  assert set(tuned["rows"]) == {"pretrained", "random_init"} and tuned["labelled_examples"] == 50  # round(0.1 x 48) per class
+  assert tuned["rows"]["pretrained"]["steps"] == tuned["rows"]["random_init"]["steps"] == 2  # 1 per epoch
+  proc = _run(*same_run, "--mode=finetune", "--config.eval.finetune.label_fraction=0.01")
+  assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: label fraction 0.01 leaves class")
+
   # jax_ssl.load in a fresh process with the training data gone reproduces the pretrained row
   # of results.json exactly from `.embed` alone (uint8 images in, features out).
   arrays = {}

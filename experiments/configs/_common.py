@@ -100,7 +100,8 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,
                 linear_iters: int = 500, pretext_epochs: int = 4, split: str = "test",
-                val_fraction: float = 0.1) -> ml_collections.ConfigDict:
+                val_fraction: float = 0.1, linear_epochs: float = 100.0, linear_batch: int = 256,
+                finetune_epochs: float = 30.0, finetune_batch: int = 256) -> ml_collections.ConfigDict:
   """The frozen-feature evaluation block: kNN (k = 20, 200, temperature 0.07) and linear probe.
 
   baselines: also evaluate the random-init network and pixels (cheap on small data).
@@ -113,6 +114,8 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   split: "test" (report the test split) or "validation": hold a seeded, class-balanced
     `val_fraction` of the training images out of pretraining and evaluate on it (choose
     recipes with --config.eval.split=validation; the test split is only reported).
+  linear_epochs, linear_batch, finetune_epochs, finetune_batch: the supervised protocols'
+    length and global batch (`linear_sgd`, `finetune` blocks; CPU quick configs shorten them).
   """
   e = ml_collections.ConfigDict()
   e.batch_size = batch_size
@@ -127,4 +130,16 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   e.val_fraction = val_fraction
   e.val_seed = 0
   e.monitor_every = 0
+  # The published supervised protocols (--mode linear / --mode finetune; jax_ssl.evaluate):
+  # SimCLR / BYOL linear evaluation (SGD + Nesterov, lr 0.1 x B / 256, cosine, no weight decay,
+  # random resized crop + flip; 100 epochs on CIFAR, 90 at batch 1024 on ImageNet) and SimCLR's
+  # semi-supervised fine-tuning (Nesterov, lr 0.05 x B / 256, no weight decay; 30 epochs with
+  # 10% of the labels, 60 with 1%). ViT configs override with MAE's (AdamW, layer decay).
+  e.linear_sgd = ml_collections.ConfigDict(dict(
+      epochs=linear_epochs, batch_size=linear_batch, base_lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, seed=0))
+  e.finetune = ml_collections.ConfigDict(dict(
+      epochs=finetune_epochs, batch_size=finetune_batch, base_lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, seed=0,
+      label_fraction=0.1, baseline=True))
   return e

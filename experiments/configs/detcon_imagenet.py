@@ -94,5 +94,6 @@ def get_config(arg: str = "b") -> ml_collections.ConfigDict:
       log_every=100,
   )
 
-  c.eval = eval_config(batch_size=1024, baselines=False)
+  c.eval = eval_config(batch_size=1024, baselines=False, linear_epochs=90.0, linear_batch=1024,
+                         finetune_batch=1024)
   return c

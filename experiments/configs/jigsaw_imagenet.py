@@ -53,5 +53,6 @@ def get_config(arg: str = "full") -> ml_collections.ConfigDict:
       checkpoint_every=5000,
       log_every=100,
   )
-  c.eval = eval_config(baselines=False, per_block=True)
+  c.eval = eval_config(baselines=False, per_block=True, linear_epochs=90.0, linear_batch=1024,
+                         finetune_batch=1024)
   return c

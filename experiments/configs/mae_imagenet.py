@@ -58,5 +58,15 @@ def get_config(arg: str = "vit_b16") -> ml_collections.ConfigDict:
       log_every=100,
       b1=0.9, b2=0.95,
   )
-  c.eval = eval_config(baselines=False)
+  c.eval = eval_config(baselines=False, linear_epochs=90.0, linear_batch=1024,
+                         finetune_batch=1024)
+  # MAE's fine-tuning protocol (appendix A.1, Table 9): AdamW (0.9, 0.999), base lr 5e-4 (B) /
+  # 1e-3 (L) x B / 256, weight decay 0.05, layer decay 0.65 (B) / 0.75 (L), 5 warm-up epochs,
+  # 100 (B) / 50 (L) epochs at batch 1024, label smoothing 0.1, all the labels. Not here yet:
+  # RandAug, mixup / cutmix, drop path (the paper's 83.6% uses them).
+  c.eval.finetune.update(dict(
+      optimizer="adamw", base_lr=5e-4 if arg == "vit_b16" else 1e-3, weight_decay=0.05,
+      layer_decay=0.65 if arg == "vit_b16" else 0.75, warmup_epochs=5.0,
+      epochs=100.0 if arg == "vit_b16" else 50.0, label_smoothing=0.1, label_fraction=1.0,
+      crop_scale=(0.08, 1.0), baseline=False))
   return c

@@ -60,5 +60,6 @@ def get_config(arg: str = "vit_s16") -> ml_collections.ConfigDict:
       weight_decay=0.04, warmup_epochs=15, checkpoint_every=5000, log_every=100,
       grad_clip_norm=3.0, weight_decay_end=0.4, schedule_scale=1.25, end_lr=1e-6,
   )
-  c.eval = eval_config(baselines=False)
+  c.eval = eval_config(baselines=False, linear_epochs=90.0, linear_batch=1024,
+                         finetune_batch=1024)
   return c

@@ -103,3 +103,31 @@ def split_validation(source: ArraySource, *, fraction: float = 0.1,
   train_index = np.flatnonzero(~is_val)
   return (_take(source, train_index, f"{source.name}[train-val{fraction}]"),
           _take(source, val_index, f"{source.name}[val{fraction}]"))
+
+
+def label_subset(source: ArraySource, *, fraction: float, seed: int = 0) -> ArraySource:
+  """A seeded, class-balanced `fraction` of a labelled source (semi-supervised fine-tuning).
+
+  Each class keeps round(fraction * n_c) of its examples (the first of one
+  `np.random.default_rng(seed)` permutation per class, in sorted label order), in the
+  source's order; fraction 1 returns `source`. Raises DataError for a fraction outside
+  (0, 1], an unlabelled source, or a fraction that leaves a class with no example.
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise DataError(f"label fraction must be in (0, 1], got {fraction}")
+  if fraction == 1.0:
+    return source
+  labels = np.asarray(source.labels)
+  if labels.size == 0 or labels.min() < 0:
+    raise DataError(f"{source.name}: a label subset needs every example's label")
+  rng = np.random.default_rng(seed)
+  keep = []
+  for c in np.unique(labels):
+    idx = np.flatnonzero(labels == c)
+    k = int(round(fraction * len(idx)))
+    if k == 0:
+      name = source.class_names[c] if c < len(source.class_names) else str(c)
+      raise DataError(f"label fraction {fraction} leaves class {name!r} ({len(idx)} examples in {source.name}) "
+                      f"with no labelled example; use a fraction of at least {1 / len(idx):.3g}")
+    keep.append(idx[rng.permutation(len(idx))[:k]])
+  return _take(source, np.sort(np.concatenate(keep)), f"{source.name}[labels{fraction:g}]")
