@@ -42,5 +42,6 @@ class KnnMonitor:
                  state=train_state.state, batch_size=self.batch_size, mesh=self.mesh)
     xb, yb = parallel.extract_features(source=self.bank, **feats)
     xq, yq = parallel.extract_features(source=self.queries, **feats)
-    out = knn_accuracy(xb, yb, xq, yq, ks=self.ks, num_classes=self.bank.num_classes, temperature=self.temperature)
+    out = knn_accuracy(xb, yb, xq, yq, ks=self.ks, num_classes=self.bank.num_classes, temperature=self.temperature,
+                       mesh=self.mesh)
     return {f"monitor/{k}": v for k, v in out.items()}

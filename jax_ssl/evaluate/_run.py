@@ -93,10 +93,11 @@ def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256
 
 
 def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn_ks: Sequence[int] = (20, 200),
-                      knn_temperature: float = 0.07, linear: bool = True, linear_iters: int = 500) -> dict:
-  """kNN (each k) and linear-probe top-1 (%) of one feature set."""
+                      knn_temperature: float = 0.07, linear: bool = True, linear_iters: int = 500,
+                      mesh=None) -> dict:
+  """kNN (each k; the memory bank sharded over `mesh`) and linear-probe top-1 (%) of one feature set."""
   out = knn_accuracy(train_x, train_y, test_x, test_y, ks=knn_ks, num_classes=num_classes,
-                     temperature=knn_temperature)
+                     temperature=knn_temperature, mesh=mesh)
   if linear:
     out.update(linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes, iters=linear_iters))
   return out
@@ -128,7 +129,7 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
                      f"{test_source.class_names}")
   mesh = mesh or make_mesh()
   kw = dict(num_classes=train_source.num_classes, knn_ks=knn_ks, knn_temperature=knn_temperature,
-            linear=linear, linear_iters=linear_iters)
+            linear=linear, linear_iters=linear_iters, mesh=mesh)
 
   embed = {b: make_embed_fn(method, mesh, blocks=b) for b in ((False, True) if per_block else (False,))}
   feats = dict(batch_size=batch_size, mesh=mesh)

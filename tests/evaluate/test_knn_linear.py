@@ -26,6 +26,22 @@ def test_knn_matches_numpy():
   np.testing.assert_allclose(got, want, rtol=2e-4)
 
 
+def test_knn_with_the_bank_sharded_over_eight_devices_matches_numpy():
+  # 203 rows: not a multiple of the 8 devices (padding rows must never be neighbours); k = 30
+  # exceeds a device's 26 rows, so the global top-k needs candidates from several devices.
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from jax_ssl.parallel import make_mesh  # pylint: disable=g-import-not-at-top
+
+  assert jax.device_count() == 8
+  rng = np.random.default_rng(3)
+  train, test = rng.normal(size=(203, 16)), rng.normal(size=(37, 16))
+  ytr = rng.integers(0, 5, 203)
+  for k in (1, 30, 500):
+    got = knn_predict(train, ytr, test, k=k, num_classes=5, temperature=0.07, chunk=16, mesh=make_mesh())
+    np.testing.assert_allclose(got, _numpy_knn(train, ytr, test, min(k, 203), 5, 0.07), rtol=2e-4, err_msg=str(k))
+
+
 def test_knn_separable_clusters_and_chance():
   rng = np.random.default_rng(1)
   centers = rng.normal(size=(3, 8)) * 5
