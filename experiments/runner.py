@@ -56,6 +56,13 @@ def build_sources(data_cfg, eval_cfg=None, *, for_evaluation: bool = False):
   train_split = data_cfg.train_split
   if for_evaluation and data_cfg.get("eval_train_split"):
     train_split = data_cfg.eval_train_split
+  transfer = eval_cfg.get("transfer") if eval_cfg is not None else None
+  if for_evaluation and transfer is not None and (transfer.get("path") or transfer.get("name")):
+    # Another dataset than the pretraining one: its own splits, the run's normalization.
+    kind = transfer.get("kind") or ("folder" if transfer.get("path") else "tfds")
+    kw.update(kind=kind, path=transfer.get("path"), name=transfer.get("name"), labels="auto")
+    train_split = transfer.train_split
+    data_cfg = ml_collections.ConfigDict(dict(data_cfg.to_dict(), test_split=transfer.test_split))
   train_src = data.load_source(split=train_split, **kw)
   split = eval_cfg.get("split", "test") if eval_cfg is not None else "test"
   if split not in ("test", "validation"):
@@ -193,9 +200,12 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   if jax.process_index() == 0:
     print(table, flush=True)
     print(f"(evaluation took {time.time() - t0:.0f}s)", flush=True)
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump({"step": step, "method": method.name, "report": report}, f, indent=2)
-    with open(os.path.join(workdir, "results.txt"), "w") as f:
+    transfer = config.eval.get("transfer")
+    stem = "results_transfer" if transfer is not None and (transfer.get("path") or transfer.get("name")) else "results"
+    with open(os.path.join(workdir, f"{stem}.json"), "w") as f:
+      json.dump({"step": step, "method": method.name, "report": report, "train_split": train_src.name,
+                 "test_split": test_src.name}, f, indent=2)
+    with open(os.path.join(workdir, f"{stem}.txt"), "w") as f:
       f.write(table + "\n")
   return {"step": step, "report": report}
 

@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(ROOT, "experiments", "main.py")
 CONFIG = os.path.join(ROOT, "experiments", "configs", "simclr_cifar10.py")
 CIFAR = os.path.join(ROOT, "..", "shared", "data", "cifar10_subset")
+HYMENOPTERA = os.path.join(ROOT, "..", "shared", "data", "hymenoptera_data")
 
 # A tiny network and a short schedule: what is tested is the wiring, not the accuracy.
 TINY = [
@@ -82,10 +83,22 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   assert again["step"] == first["step"]
   assert again["report"] == first["report"]
 
+  # Transfer: the CIFAR checkpoint evaluated on another dataset (ants / bees photographs, any
+  # size: the evaluation view resizes them), written beside the run's own results.
+  same_run = [f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.data.path={data}", *TINY]
+  proc = _run(*same_run, "--mode=evaluate", f"--config.eval.transfer.path={HYMENOPTERA}",
+              "--config.eval.transfer.test_split=val", "--config.eval.baselines=False")
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(os.path.join(workdir, "results_transfer.json")) as f:
+    transfer = json.load(f)
+  assert "hymenoptera_data/val" in transfer["test_split"] and transfer["step"] == first["step"]
+  assert 0 <= transfer["report"]["pretrained"]["knn_top1_k20"] <= 100
+  with open(os.path.join(workdir, "results.json")) as f:
+    assert json.load(f)["report"] == first["report"]  # untouched
+
   # The published protocols on the checkpoint: SGD linear evaluation, and fine-tuning with 10%
   # of the labels against the same network from random init; a fraction that leaves a class
   # without labels is one clear error.
-  same_run = [f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.data.path={data}", *TINY]
   proc = _run(*same_run, "--mode=linear", "--config.eval.linear_sgd.epochs=1")
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   with open(os.path.join(workdir, "results_linear.json")) as f:

@@ -130,6 +130,15 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   e.val_fraction = val_fraction
   e.val_seed = 0
   e.monitor_every = 0
+  # Transfer: evaluate on another dataset than the one pretrained on (kNN memory bank / probe
+  # training from transfer.train_split, report on transfer.test_split), e.g.
+  # --config.eval.transfer.path=DIR --config.eval.transfer.test_split=val. The network keeps
+  # its pretraining normalization (data.mean / data.std). Unset (None): config.data.
+  e.transfer = ml_collections.ConfigDict(dict(
+      kind=ml_collections.FieldReference(None, field_type=str),
+      path=ml_collections.FieldReference(None, field_type=str),
+      name=ml_collections.FieldReference(None, field_type=str),
+      train_split="train", test_split="test"))
   # The published supervised protocols (--mode linear / --mode finetune; jax_ssl.evaluate):
   # SimCLR / BYOL linear evaluation (SGD + Nesterov, lr 0.1 x B / 256, cosine, no weight decay,
   # random resized crop + flip; 100 epochs on CIFAR, 90 at batch 1024 on ImageNet) and SimCLR's

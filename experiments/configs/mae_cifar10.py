@@ -63,5 +63,12 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
       log_every=10 if quick else 100,
       b1=0.9, b2=0.95,
   )
-  c.eval = eval_config()
+  c.eval = eval_config(linear_epochs=10.0 if quick else 100.0)
+  # MAE's fine-tuning protocol (AdamW, layer-wise lr decay 0.75, label smoothing 0.1, all the
+  # labels, warm-up), shortened for the CPU: 5 epochs at batch 128 (--mode finetune), against
+  # the same ViT trained from scratch with the same steps.
+  c.eval.finetune.update(dict(
+      optimizer="adamw", base_lr=1e-3, weight_decay=0.05, layer_decay=0.75, label_smoothing=0.1,
+      warmup_epochs=1.0 if quick else 5.0, epochs=5.0 if quick else 100.0, batch_size=128 if quick else 1024,
+      label_fraction=1.0, baseline=True))
   return c
