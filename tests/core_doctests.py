@@ -1,5 +1,5 @@
 """The core install's check (`make test-core`): in an environment with only jax / flax / optax /
-numpy, `jax_ssl.losses` and `jax_ssl.models` import without TensorFlow and their doctests pass,
+numpy, `jax_ssl.losses`, `jax_ssl.models` and `jax_ssl.cluster` import without TensorFlow and their doctests pass,
 and an exported backbone loads and runs. Exits non-zero on any failure."""
 
 import doctest
@@ -15,6 +15,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+import jax_ssl.cluster  # noqa: E402
 import jax_ssl.losses  # noqa: E402
 import jax_ssl.models  # noqa: E402
 
@@ -24,9 +25,9 @@ OPTIONAL = ("tensorflow", "tensorflow_datasets", "skimage", "matplotlib", "ml_co
 def main() -> int:
   loaded = sorted(m for m in OPTIONAL if m in sys.modules)
   if loaded:
-    print(f"error: importing jax_ssl.losses / jax_ssl.models loaded optional packages: {loaded}")
+    print(f"error: importing jax_ssl.losses / models / cluster loaded optional packages: {loaded}")
     return 1
-  mods = [importlib.import_module(f"{pkg.__name__}.{m.name}") for pkg in (jax_ssl.losses, jax_ssl.models)
+  mods = [importlib.import_module(f"{pkg.__name__}.{m.name}") for pkg in (jax_ssl.losses, jax_ssl.models, jax_ssl.cluster)
           for m in pkgutil.iter_modules(pkg.__path__)]
   results = [doctest.testmod(m, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE) for m in mods]
   attempted, failed = sum(r.attempted for r in results), sum(r.failed for r in results)

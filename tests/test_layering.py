@@ -7,7 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Lower number = lower layer. train and evaluate are side by side: neither imports the other.
-LAYERS = {"losses": 0, "models": 1, "data": 2, "parallel": 3, "methods": 4, "train": 5, "evaluate": 5}
+LAYERS = {"losses": 0, "cluster": 0, "models": 1, "data": 2, "parallel": 3, "methods": 4, "train": 5, "evaluate": 5}
 
 
 def _python_files(top):

@@ -10,8 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONAL = ("tensorflow", "tensorflow_datasets", "skimage", "matplotlib", "ml_collections", "orbax", "tqdm")
 
 
-def test_importing_the_losses_and_models_never_imports_tensorflow():
-  code = ("import sys, jax_ssl, jax_ssl.losses, jax_ssl.models; "
+def test_importing_the_losses_models_and_cluster_never_imports_tensorflow():
+  code = ("import sys, jax_ssl, jax_ssl.losses, jax_ssl.models, jax_ssl.cluster; "
           f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)

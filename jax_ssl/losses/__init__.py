@@ -24,6 +24,7 @@ from jax_ssl.losses._pretext import (
     context_label,
     rotate_batch,
 )
+from jax_ssl.losses._scan import scan_loss, scan_loss_terms
 from jax_ssl.losses._swav import sinkhorn, swav_codes, swav_loss
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "patchify",
     "nt_xent",
     "rotate_batch",
+    "scan_loss",
+    "scan_loss_terms",
     "sharpen",
     "sinkhorn",
     "swav_codes",
