@@ -191,6 +191,7 @@ def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
                                     batch_size=config.eval.batch_size, knn_ks=tuple(config.eval.knn_ks),
                                     knn_temperature=config.eval.knn_temperature, linear=config.eval.linear,
                                     linear_iters=config.eval.linear_iters, baselines=config.eval.baselines,
+                                    knn_bank_dtype="bfloat16" if config.model.get("dtype") == "bfloat16" else None,
                                     mesh=mesh, per_block=config.eval.get("per_block", False),  # older run configs
                                     pretext_epochs=config.eval.get("pretext_epochs", 4))         # lack these two
   title = (f"{method.name} step {step}: top-1 % on {test_src.name} ({len(test_src)} images"

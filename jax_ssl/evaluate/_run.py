@@ -94,10 +94,11 @@ def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256
 
 def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn_ks: Sequence[int] = (20, 200),
                       knn_temperature: float = 0.07, linear: bool = True, linear_iters: int = 500,
-                      mesh=None) -> dict:
-  """kNN (each k; the memory bank sharded over `mesh`) and linear-probe top-1 (%) of one feature set."""
+                      mesh=None, knn_bank_dtype=None) -> dict:
+  """kNN (each k; the memory bank sharded over `mesh`, stored in `knn_bank_dtype`) and
+  linear-probe top-1 (%) of one feature set."""
   out = knn_accuracy(train_x, train_y, test_x, test_y, ks=knn_ks, num_classes=num_classes,
-                     temperature=knn_temperature, mesh=mesh)
+                     temperature=knn_temperature, mesh=mesh, bank_dtype=knn_bank_dtype)
   if linear:
     out.update(linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes, iters=linear_iters))
   return out
@@ -106,7 +107,7 @@ def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn
 def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
-                    random_init_seed: int = 12345, mesh=None, per_block: bool = False,
+                    random_init_seed: int = 12345, mesh=None, per_block: bool = False, knn_bank_dtype=None,
                     pretext_epochs: int = 4) -> dict:
   """Evaluates trained features, and (with `baselines`) random-init features and pixels.
 
@@ -129,7 +130,7 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
                      f"{test_source.class_names}")
   mesh = mesh or make_mesh()
   kw = dict(num_classes=train_source.num_classes, knn_ks=knn_ks, knn_temperature=knn_temperature,
-            linear=linear, linear_iters=linear_iters, mesh=mesh)
+            linear=linear, linear_iters=linear_iters, mesh=mesh, knn_bank_dtype=knn_bank_dtype)
 
   embed = {b: make_embed_fn(method, mesh, blocks=b) for b in ((False, True) if per_block else (False,))}
   feats = dict(batch_size=batch_size, mesh=mesh)

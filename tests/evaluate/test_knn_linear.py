@@ -110,3 +110,20 @@ def test_probe_projection_gradient_is_x_transpose_g():
   value, vjp = jax.vjp(lambda w_: _project(xf, np.ascontiguousarray(xf.T), w_), wf)
   np.testing.assert_allclose(value, x @ w, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(vjp(g.astype(np.float32))[0], x.T @ g, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bfloat16_bank_votes_like_the_float32_one():
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from jax_ssl.parallel import make_mesh  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(4)
+  centers = rng.normal(size=(4, 32)) * 3
+  ytr, yte = rng.integers(0, 4, 400), rng.integers(0, 4, 100)
+  xtr, xte = centers[ytr] + rng.normal(size=(400, 32)), centers[yte] + rng.normal(size=(100, 32))
+  want = knn_predict(xtr, ytr, xte, k=20, num_classes=4)
+  for mesh in (None, make_mesh(jax.devices()[:8])):
+    got = knn_predict(xtr, ytr, xte, k=20, num_classes=4, mesh=mesh, bank_dtype="bfloat16")
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
+    np.testing.assert_allclose(got, want, rtol=0.2)  # bf16 cosines: ~3 significant digits, exp(sim / 0.07)
+  assert knn_accuracy(xtr, ytr, xte, yte, ks=(20,), num_classes=4, bank_dtype="bfloat16")["knn_top1_k20"] > 95
