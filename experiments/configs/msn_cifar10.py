@@ -10,7 +10,15 @@ Variants (the argument after the colon):
     Head 512-512-128 (BN, GELU), K = 256 prototypes, temperature 0.1, sharpening 0.25, Sinkhorn,
     me-max 1.0; EMA 0.996 linear over 1.25 x the run; AdamW lr 1e-3, weight decay 0.04 -> 0.4,
     gradient clipping 3.0, batch 128, 8 epochs. Hardware: 2-core CPU, 1 device.
-    Not yet run end to end here (no measured figures yet; see issue 15's notes).
+    Measured end to end (2-core AMD EPYC, ~7.5 min of training at ~90 images/s, ~1 min of
+    evaluation), screened on the validation split (10% of the training images held out; kNN
+    k=20 / linear L-BFGS on it, pretrained vs the random-init ViT): as committed 31.57 vs 31.08
+    (linear 42.17 vs 41.69); tau_base 0.99: 31.81 vs 31.08; + mean-pooled patch tokens (pool
+    gap): 29.40 vs 29.64; + batch 64 (464 steps): 29.40 vs 29.64 (linear 41.20 vs 40.24); lr
+    2.5e-4: 29.40 vs 29.64. No collapse in any (prototypes in use 190-196 of 256, code entropy
+    ~5.0 of 5.55 nats), the loss falls slowly (5.62 -> 4.93) and the encoder moves little from
+    its initialization (max |change| 0.09): at this budget MSN does not yet learn features that
+    kNN sees. The issue's target (kNN +8 over random init within 15 minutes) is not met.
 """
 
 import ml_collections
