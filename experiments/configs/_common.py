@@ -146,9 +146,9 @@ def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: boo
   # 10% of the labels, 60 with 1%). ViT configs override with MAE's (AdamW, layer decay).
   e.linear_sgd = ml_collections.ConfigDict(dict(
       epochs=linear_epochs, batch_size=linear_batch, base_lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, seed=0))
+      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, feature_norm=False, seed=0))
   e.finetune = ml_collections.ConfigDict(dict(
       epochs=finetune_epochs, batch_size=finetune_batch, base_lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, seed=0,
+      warmup_epochs=0.0, layer_decay=1.0, crop_scale=(0.08, 1.0), label_smoothing=0.0, feature_norm=False, seed=0,
       label_fraction=0.1, baseline=True))
   return e

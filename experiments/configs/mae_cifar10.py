@@ -70,6 +70,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   # MAE's fine-tuning protocol (AdamW, layer-wise lr decay 0.75, label smoothing 0.1, all the
   # labels, warm-up), shortened for the CPU: 5 epochs at batch 128 (--mode finetune), against
   # the same ViT trained from scratch with the same steps.
+  c.eval.linear_sgd.feature_norm = True  # MAE's linear probing: BatchNorm without affine before the head
   c.eval.finetune.update(dict(
       optimizer="adamw", base_lr=1e-3, weight_decay=0.05, layer_decay=0.75, label_smoothing=0.1,
       warmup_epochs=1.0 if quick else 5.0, epochs=5.0 if quick else 100.0, batch_size=128 if quick else 1024,

@@ -64,6 +64,7 @@ def get_config(arg: str = "vit_b16") -> ml_collections.ConfigDict:
   # 1e-3 (L) x B / 256, weight decay 0.05, layer decay 0.65 (B) / 0.75 (L), 5 warm-up epochs,
   # 100 (B) / 50 (L) epochs at batch 1024, label smoothing 0.1, all the labels. Not here yet:
   # RandAug, mixup / cutmix, drop path (the paper's 83.6% uses them).
+  c.eval.linear_sgd.feature_norm = True  # MAE's linear probing: BatchNorm without affine before the head
   c.eval.finetune.update(dict(
       optimizer="adamw", base_lr=5e-4 if arg == "vit_b16" else 1e-3, weight_decay=0.05,
       layer_decay=0.65 if arg == "vit_b16" else 0.75, warmup_epochs=5.0,

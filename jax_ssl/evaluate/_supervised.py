@@ -53,6 +53,8 @@ class ProtocolConfig:
     layer_decay: ViT layer-wise lr decay (1.0: off).
     crop_scale: the random resized crop's area range.
     label_smoothing: of the cross-entropy.
+    feature_norm: a BatchNorm without scale and bias between the features and the linear layer
+      (MAE's linear probing protocol; features of any scale then train at the usual lr).
     seed: data order, augmentation and head initialization.
   """
 
@@ -66,6 +68,7 @@ class ProtocolConfig:
   layer_decay: float = 1.0
   crop_scale: tuple = (0.08, 1.0)
   label_smoothing: float = 0.0
+  feature_norm: bool = False
   seed: int = 0
 
   @classmethod
@@ -84,13 +87,18 @@ class _Classifier(nn.Module):
   backbone: nn.Module
   num_classes: int
   frozen: bool
+  feature_norm: bool = False
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     f = self.backbone(x, train=train and not self.frozen)
     if self.frozen:
       f = jax.lax.stop_gradient(f)
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, name="head")(f.astype(jnp.float32))
+    f = f.astype(jnp.float32)
+    if self.feature_norm:
+      f = nn.BatchNorm(use_running_average=not train, use_scale=False, use_bias=False, momentum=0.9,
+                       epsilon=1e-6, name="head_norm")(f)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, name="head")(f)
 
 
 def linear_sgd(module, variables, train_source: ArraySource, test_source: ArraySource, *,
@@ -194,7 +202,7 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
     img = tf.cast(tf.round(tf.clip_by_value(img, 0.0, 1.0) * 255.0), tf.uint8)
     return {"image": preprocess(img), "label": example["label"]}
 
-  model = _Classifier(module, num_classes, frozen)
+  model = _Classifier(module, num_classes, frozen, bool(config.feature_norm))
   ds = data.train_dataset(train_source, view, global_batch=batch, seed=config.seed,
                           process_index=jax.process_index(), process_count=jax.process_count())
   it = data.as_numpy_iterator(ds, train_source)
@@ -202,6 +210,8 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
   head_vars = model.init(jax.random.key(config.seed), jnp.asarray(first["image"][:1]), train=False)
   params = {"backbone": variables["params"], "head": head_vars["params"]["head"]}
   stats = {"backbone": variables["batch_stats"]} if "batch_stats" in variables else {}
+  if "head_norm" in head_vars.get("batch_stats", {}):
+    stats["head_norm"] = head_vars["batch_stats"]["head_norm"]
   tx, _ = _optimizer(config, params, total, batch, frozen)
   rep, dat = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   # A fresh replicated copy: the step donates its inputs, and the caller's arrays must survive.
@@ -210,7 +220,7 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
 
   def loss_fn(p, s, x, y):
     v = {"params": p, **({"batch_stats": s} if s else {})}
-    if s and not frozen:
+    if s and (not frozen or "head_norm" in s):  # a frozen backbone's statistics come back unchanged
       logits, new = model.apply(v, x, train=True, mutable=["batch_stats"])
       s = new["batch_stats"]
     else:

@@ -42,6 +42,36 @@ def test_linear_sgd_learns_on_frozen_features_and_leaves_the_backbone_untouched(
   assert_trees_close(out["batch_stats"]["backbone"], variables["batch_stats"], rtol=0, atol=0)
 
 
+class _Scaled(models.ConvNet):
+  """The toy backbone with its features multiplied by `scale` (same parameters)."""
+
+  scale: float = 1.0
+
+  def __call__(self, x, *, train: bool, **kw):
+    return super().__call__(x, train=train, **kw) * self.scale
+
+
+def test_feature_norm_makes_the_feature_scale_irrelevant():
+  # MAE's linear probe: BatchNorm (no affine) before the linear layer. Without it the accuracy
+  # depends on the features' scale (the toy's std is ~0.005: x1 vs x100); with it two scales
+  # whose variances are far above its eps (x100, x10000) give the same classifier.
+  train_src, test_src = _split()
+  _, variables = _backbone()
+
+  def top1(scale, norm):
+    out = evaluate.linear_sgd(_Scaled(widths=(8, 8), scale=scale), variables, train_src, test_src,
+                              preprocess=_preprocess,
+                              config=ProtocolConfig(epochs=30, batch_size=32, base_lr=2.0, feature_norm=norm))
+    assert_trees_close(out["params"]["backbone"], variables["params"], rtol=0, atol=0)
+    return out
+
+  raw = (top1(1.0, False)["top1"], top1(100.0, False)["top1"])
+  assert raw[1] - raw[0] >= 10, raw  # measured 73.4 vs 96.9
+  a, b = top1(100.0, True), top1(10000.0, True)
+  assert a["top1"] == b["top1"] >= 90, (a["top1"], b["top1"])  # measured 96.9 both
+  assert float(np.abs(a["batch_stats"]["head_norm"]["var"] - 1.0).max()) > 0.5  # the statistics were learnt
+
+
 def test_finetune_on_eight_devices_equals_one_device_and_trains_the_backbone():
   train_src, test_src = _split()
   module, variables = _backbone()
