@@ -79,9 +79,32 @@ def _parse_flags(argv):
     sys.exit(2)
 
 
+def _import_tensorflow_quietly():
+  """Imports TensorFlow with the process's stderr closed for the duration, unless asked not to.
+
+  TF 2.21's C++ libraries log through absl before absl is initialized, so TF_CPP_MIN_LOG_LEVEL
+  no longer hides their start-up lines ("All log messages before absl::InitializeLog() ...",
+  the oneDNN notice); on stderr they would bury the one `error:` line of a bad input. A
+  Python exception during the import still propagates (and prints) after stderr is back.
+  TF_CPP_MIN_LOG_LEVEL below 2 shows them again.
+  """
+  if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 2:
+    return
+  sys.stderr.flush()
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(devnull)
+    os.close(saved)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  _import_tensorflow_quietly()
   if _COORDINATOR.value or _NUM_PROCESSES.value or _DISTRIBUTED.value:
     from jax_ssl.train import initialize_distributed  # pylint: disable=g-import-not-at-top
 
