@@ -263,8 +263,7 @@ def run_protocol(config, workdir: str, protocol: str, *, step: int | None = None
   t0 = time.time()
   rows = {"pretrained": run(module, model.backbone_variables(), labelled, test_src, progress=progress("pretrained"), **kw)}
   if baseline:
-    x = model.method.eval_preprocess(np.zeros([8, 8, 3], np.uint8))
-    random_vars = module.init(jax.random.key(12345), np.zeros((1,) + tuple(x.shape), np.float32), train=False)
+    random_vars = module.init(jax.random.key(12345), np.zeros((1,) + model.input_shape, np.float32), train=False)
     rows["random_init"] = run(module, random_vars, labelled, test_src, progress=progress("random init"), **kw)
   for r in rows.values():
     r.pop("params"), r.pop("batch_stats")

@@ -22,6 +22,7 @@ Checkpoints written before `meta["init"]` existed need a data source to take the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any
@@ -87,7 +88,7 @@ class Pretrained:
   def blocks(self) -> list[str]:
     """Names accepted by `features(images, block=...)` (e.g. "stem", "stage1", ..., "final")."""
     if "blocks" not in self._fns:
-      self._fns["blocks"] = list(jax.eval_shape(self.method.embed_blocks, self.params, self.state, self._input_spec()))
+      self._fns["blocks"] = list(jax.eval_shape(self.method.embed_blocks, self.params, self.state, self._input_spec))
     return self._fns["blocks"]
 
   def embed(self, images, *, batch_size: int | None = None) -> np.ndarray:
@@ -124,7 +125,7 @@ class Pretrained:
     card = {
         "architecture": model_cfg,
         "num_features": int(self.embed_dim()),
-        "input_shape": list(self._input_spec().shape[1:]),
+        "input_shape": list(self.input_shape),
         "method": self.method.name,
         "signature": self.method.signature(),
         "step": self.step,
@@ -139,13 +140,18 @@ class Pretrained:
 
   def embed_dim(self) -> int:
     """F of `embed`'s [N, F] features."""
-    return int(jax.eval_shape(self.method.embed, self.params, self.state, self._input_spec()).shape[-1])
+    return int(jax.eval_shape(self.method.embed, self.params, self.state, self._input_spec).shape[-1])
 
-  def _input_spec(self):
+  @functools.cached_property
+  def input_shape(self) -> tuple:
+    """[H, W, C] of the network input: the method's evaluation preprocessing of an image."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the data layer's dependency)
 
-    x = self.method.eval_preprocess(tf.zeros([32, 32, 3], tf.uint8))
-    return jax.ShapeDtypeStruct((1,) + tuple(x.shape), jnp.float32)
+    return tuple(self.method.eval_preprocess(tf.zeros([32, 32, 3], tf.uint8)).shape)
+
+  @property
+  def _input_spec(self):
+    return jax.ShapeDtypeStruct((1,) + self.input_shape, jnp.float32)
 
   def _extract(self, images, *, blocks: bool, batch_size: int | None):
     images = check_images(images)
@@ -179,14 +185,13 @@ def check_images(images) -> np.ndarray:
   return images
 
 
-def _restore_step(ckpt: train.Checkpointer, step: int | None) -> int:
+def _check_step(ckpt: train.Checkpointer, step: int | None):
   steps = ckpt.all_steps()
   if not steps:
     raise CheckpointError(f"no checkpoint in {ckpt.directory} (has the run saved a step yet?)")
   if step is not None and step not in steps:
     raise CheckpointError(f"no checkpoint of step {step} in {ckpt.directory}; saved steps: "
                           f"{', '.join(map(str, steps))}")
-  return step
 
 
 def load(workdir: str, step: int | None = None, *, source: data.ArraySource | None = None,
@@ -211,7 +216,7 @@ def load(workdir: str, step: int | None = None, *, source: data.ArraySource | No
     raise CheckpointError(f"no checkpoint in {workdir} (no checkpoints/ folder; is this a run's workdir?)")
   ckpt = train.Checkpointer(directory, async_save=False)
   try:
-    _restore_step(ckpt, step)
+    _check_step(ckpt, step)
     meta = _newest_meta(ckpt, step)
     run = meta.get("run", {})
     cfg = _as_dict(config) if config is not None else run.get("config") or _saved_config(workdir)

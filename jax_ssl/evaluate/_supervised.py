@@ -23,6 +23,7 @@ the same checkpoint gives the same number on the same hardware.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from typing import Callable
 
@@ -168,7 +169,7 @@ def _optimizer(config: ProtocolConfig, params, total_steps: int, batch: int, fro
       raise ValueError("layer_decay is for ViT backbones (encoderblock_i); set it to 1.0 for this backbone")
     scales = jax.tree.map(lambda i: config.layer_decay ** (depth + 1 - i), ids)
     tx = optax.chain(tx, _scale_by_tree(scales))
-  return tx, schedule
+  return tx
 
 
 def _scale_by_tree(scales):
@@ -212,7 +213,7 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
   stats = {"backbone": variables["batch_stats"]} if "batch_stats" in variables else {}
   if "head_norm" in head_vars.get("batch_stats", {}):
     stats["head_norm"] = head_vars["batch_stats"]["head_norm"]
-  tx, _ = _optimizer(config, params, total, batch, frozen)
+  tx = _optimizer(config, params, total, batch, frozen)
   rep, dat = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   # A fresh replicated copy: the step donates its inputs, and the caller's arrays must survive.
   params, stats = jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=rep)((params, stats))
@@ -237,7 +238,7 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
 
   step = jax.jit(step, in_shardings=(rep, rep, rep, dat, dat), out_shardings=(rep, rep, rep, rep, rep),
                  donate_argnums=(0, 1, 2))
-  batch_iter = _chain([first], it)
+  batch_iter = itertools.chain([first], it)
   losses = []
   for i in range(total):
     b = parallel.shard_batch(next(batch_iter), mesh)
@@ -256,9 +257,3 @@ def _train_and_test(module, variables, train_source, test_source, *, preprocess,
   return {"top1": top1, "steps": total, "batch_size": batch, "lr": config.base_lr * batch / 256,
           "final_train_loss": train_loss, "train_examples": n, "params": jax.device_get(params),
           "batch_stats": jax.device_get(stats)}
-
-
-def _chain(head, rest):
-  yield from head
-  yield from rest
-
