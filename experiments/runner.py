@@ -179,13 +179,13 @@ def run_train(config, workdir: str) -> train.TrainResult:
 
 def run_evaluate(config, workdir: str, *, step: int | None = None) -> dict:
   """Restores a checkpoint of `workdir`, evaluates it (+ baselines), prints and saves the table."""
-  method = build_method(config)
   train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
   mesh = train.make_mesh()
   # Only params and the method state are restored (the optimizer is not needed to evaluate);
-  # the shapes come from the checkpoint, else (older runs) from two training examples.
+  # the shapes come from the checkpoint, else (older runs) from two training examples. The
+  # restored method knows the run's schedule and training-set size (per-example state).
   restored = pretrained.load(workdir, step, config=config, source=train_src)
-  step = restored.step
+  method, step = restored.method, restored.step
   t0 = time.time()
   report = evaluate.evaluate_method(method, restored.params, restored.state, train_src, test_src,
                                     batch_size=config.eval.batch_size, knn_ks=tuple(config.eval.knn_ks),

@@ -25,7 +25,8 @@ HYMENOPTERA = os.path.join(ROOT, "..", "shared", "data", "hymenoptera_data")
 pytestmark = [pytest.mark.slow, pytest.mark.imagenet_smoke, pytest.mark.xdist_group("test_imagenet_configs")]
 
 CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagenet", "s"),
-           ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full")]
+           ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
+           ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k")]
 
 
 @pytest.fixture
@@ -58,6 +59,11 @@ def test_imagenet_config_trains_on_a_streamed_imagenet_shaped_tfds_dataset(name,
   config.model = ml_collections.ConfigDict(dict(name="convnet", widths=(8, 8, 16, 16, 32), dtype="float32"))
   config.train.batch_size, config.train.steps, config.train.log_every = 8, 2, 1
   config.train.checkpoint_every = 2
+  # Clustering methods: no more clusters than the 48 images (ImageNet's 3000 per head).
+  if "num_prototypes" in config.method_kwargs:
+    config.method_kwargs.num_prototypes = (8, 8, 8)
+  if "num_clusters" in config.method_kwargs:
+    config.method_kwargs.num_clusters = 8
   if "mask_cache_dir" in config.method_kwargs:
     config.method_kwargs.mask_cache_dir = str(tmp_path / "masks")
   result = runner.run_train(config, str(tmp_path / "run"))

@@ -6,7 +6,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 
 def _normalize(x):
@@ -56,7 +55,8 @@ def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096):
   Rows are processed `chunk` at a time (an N x K score matrix never exists: at N = 1.28M,
   K = 3,000 a chunk's scores are 4096 x 3000).
 
-  Returns (centroids float32 [K, D], assignments int32 [N]).
+  Returns (centroids float32 [K, D], assignments int32 [N]) as JAX arrays; traceable, so a
+  jitted dataset pass calls it on device-resident arrays (DeepCluster-v2's memory bank).
 
   >>> import numpy as np
   >>> x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
@@ -75,4 +75,4 @@ def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096):
   valid = jnp.arange(n + pad) < n
   xp = jnp.pad(x, ((0, pad), (0, 0)))
   c, labels = _run(xp, valid, centroids, num_iters=int(num_iters), chunk=chunk)
-  return np.asarray(c), np.asarray(labels[:n]).astype(np.int32)
+  return c, labels[:n].astype(jnp.int32)

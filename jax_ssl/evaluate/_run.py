@@ -12,6 +12,7 @@ import numpy as np
 from jax_ssl import data as pipeline  # the public data API: eval_dataset, train_dataset, steps_per_epoch
 from jax_ssl import parallel
 from jax_ssl.data import ArraySource
+from jax_ssl.evaluate._clustering import clustering_metrics, kmeans_baseline
 from jax_ssl.evaluate._knn import knn_accuracy
 from jax_ssl.evaluate._linear import linear_probe
 from jax_ssl.methods import Method, example_batch
@@ -94,21 +95,35 @@ def pixel_features(method: Method, source: ArraySource, *, batch_size: int = 256
 
 def evaluate_features(train_x, train_y, test_x, test_y, *, num_classes: int, knn_ks: Sequence[int] = (20, 200),
                       knn_temperature: float = 0.07, linear: bool = True, linear_iters: int = 500,
-                      mesh=None, knn_bank_dtype=None) -> dict:
+                      mesh=None, knn_bank_dtype=None, kmeans: bool = False) -> dict:
   """kNN (each k; the memory bank sharded over `mesh`, stored in `knn_bank_dtype`) and
-  linear-probe top-1 (%) of one feature set."""
+  linear-probe top-1 (%) of one feature set; with `kmeans`, also the k-means-on-features
+  clustering ACC / NMI of the test features (`kmeans_baseline`, as many clusters as classes)."""
   out = knn_accuracy(train_x, train_y, test_x, test_y, ks=knn_ks, num_classes=num_classes,
                      temperature=knn_temperature, mesh=mesh, bank_dtype=knn_bank_dtype)
   if linear:
     out.update(linear_probe(train_x, train_y, test_x, test_y, num_classes=num_classes, iters=linear_iters))
+  if kmeans:
+    out.update(kmeans_baseline(test_x, test_y, num_clusters=num_classes))
   return out
+
+
+def cluster_predictions(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
+                        mesh=None) -> np.ndarray:
+  """The cluster of every example of `source` (argmax of `method.cluster_logits`), int [N]."""
+  mesh = mesh or make_mesh()
+  fn = parallel.make_embed_fn(
+      lambda p, s, x: jnp.argmax(method.cluster_logits(p, s, x), -1)[:, None].astype(jnp.float32), mesh)
+  pred, _ = parallel.extract_features(fn, method.eval_preprocess, params, state, source, batch_size=batch_size,
+                                      mesh=mesh)
+  return pred[:, 0].astype(np.int64)
 
 
 def evaluate_method(method: Method, params, state, train_source: ArraySource, test_source: ArraySource, *,
                     batch_size: int = 256, knn_ks: Sequence[int] = (20, 200), knn_temperature: float = 0.07,
                     linear: bool = True, linear_iters: int = 500, baselines: bool = True,
                     random_init_seed: int = 12345, mesh=None, per_block: bool = False, knn_bank_dtype=None,
-                    pretext_epochs: int = 4) -> dict:
+                    pretext_epochs: int = 4, kmeans: bool = True) -> dict:
   """Evaluates trained features, and (with `baselines`) random-init features and pixels.
 
   Returns {"pretrained": {...}, "random_init": {...}, "pixels": {...}, "pixels_std": {...}} of
@@ -123,7 +138,10 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes. For a
   pretext classifier (a method with `logits`), the network rows also get "pretext_top1": its
   accuracy on puzzles made from the test split (`pretext_accuracy`, `pretext_epochs` passes);
-  the random-init row gives the chance level of the same puzzles.
+  the random-init row gives the chance level of the same puzzles. Every network row gets the
+  k-means-on-features baseline ("kmeans_acc", "kmeans_nmi": test features, as many clusters as
+  classes; `kmeans`), and a clustering method (one with `cluster_logits`) its own clusters'
+  "cluster_acc", "cluster_nmi", "cluster_ari" on the test split (`clustering_metrics`).
   """
   if train_source.num_classes != test_source.num_classes:
     raise ValueError(f"train and test splits disagree on classes: {train_source.class_names} vs "
@@ -138,7 +156,10 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   def run(p, s):
     xtr, ytr = extract_features(method, p, s, train_source, embed=embed[False], **feats)
     xte, yte = extract_features(method, p, s, test_source, embed=embed[False], **feats)
-    row = evaluate_features(xtr, ytr, xte, yte, **kw)
+    row = evaluate_features(xtr, ytr, xte, yte, kmeans=kmeans, **kw)
+    if hasattr(method, "cluster_logits"):  # a clustering method: its own clusters of the test split
+      m = clustering_metrics(yte, cluster_predictions(method, p, s, test_source, **feats))
+      row.update({f"cluster_{k}": v for k, v in m.items()})
     if hasattr(method, "logits") and pretext_epochs:
       row["pretext_top1"] = pretext_accuracy(method, p, s, test_source, epochs=pretext_epochs, **feats)
     return row

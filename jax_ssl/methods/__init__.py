@@ -12,6 +12,8 @@ from jax_ssl.methods.jigsaw import Jigsaw
 from jax_ssl.methods.multitask import MultiTask
 from jax_ssl.methods.mae import MAE
 from jax_ssl.methods.msn import MSN
+from jax_ssl.methods.deepcluster import DeepClusterV2
+from jax_ssl.methods.sela import SeLA
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -26,7 +28,9 @@ REGISTRY = {
     MultiTask.name: MultiTask,
     MAE.name: MAE,
     MSN.name: MSN,
+    DeepClusterV2.name: DeepClusterV2,
+    SeLA.name: SeLA,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

@@ -189,9 +189,17 @@ class Method(abc.ABC):
     """Features [B, F] a dataset pass sees (inference mode); default `embed`."""
     return self.embed(params, state, images)
 
+  def pass_needs_features(self, step: int) -> bool:
+    """Whether the dataset pass before `step` needs the features of the training set (default
+    True); False: `dataset_pass` gets ``features=None`` and no extraction runs (DeepCluster-v2
+    clusters the memory bank its training steps filled, and needs features only at step 0)."""
+    del step
+    return True
+
   def dataset_pass(self, params: PyTree, state: PyTree, features, *, step: int) -> PyTree:
     """Host-side driver of a dataset-level pass: `features` is a `jax_ssl.parallel.ShardedFeatures`
-    of the whole training set (device arrays); returns the new method state (jitted work inside)."""
+    of the whole training set (device arrays), or None where `pass_needs_features(step)` is
+    False; returns the new method state (jitted work inside)."""
     raise NotImplementedError(f"{type(self).__name__} sets dataset_pass_every but has no dataset_pass")
 
   def dataset_extras(self, state: PyTree, num_examples: int) -> dict:

@@ -157,8 +157,10 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
       if pass_embed is None or not method.dataset_pass_due(step):
         return ts, False
       t0 = time.perf_counter()
-      feats = extract_features_sharded(pass_embed, method.eval_preprocess, ts.params, ts.state, source,
-                                       batch_size=global_batch, mesh=mesh)
+      feats = None  # a method clustering its own memory bank needs no extraction (DeepCluster-v2)
+      if method.pass_needs_features(step):
+        feats = extract_features_sharded(pass_embed, method.eval_preprocess, ts.params, ts.state, source,
+                                         batch_size=global_batch, mesh=mesh)
       params, method_state = after_pass(ts.params, method.dataset_pass(ts.params, ts.state, feats, step=step))
       ts = ts.replace(params=params, state=method_state)
       if is_chief:

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jax_ssl.evaluate import clustering_accuracy, clustering_metrics
+from jax_ssl.evaluate import clustering_accuracy, clustering_metrics, kmeans_baseline
 
 
 def _brute_force_accuracy(labels, preds):
@@ -32,3 +32,15 @@ def test_metrics_of_a_relabelled_partition_are_perfect_and_of_noise_near_zero():
   assert noise["acc"] < 35 and noise["nmi"] < 5 and abs(noise["ari"]) < 3
   with pytest.raises(ValueError, match=r"two \[N\] arrays"):
     clustering_accuracy(labels, labels[:-1])
+
+
+def test_kmeans_baseline_clusters_directions_not_norms():
+  # Three classes along three directions, each row scaled by a random norm: on the sphere the
+  # classes are tight clusters (ACC 100), while the raw norms alone would split them otherwise.
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(3), 30)
+  dirs = np.eye(3)[labels] + 0.05 * rng.normal(size=(90, 3))
+  x = dirs * rng.uniform(0.1, 10.0, (90, 1))
+  assert kmeans_baseline(x, labels) == pytest.approx({"kmeans_acc": 100.0, "kmeans_nmi": 100.0})
+  noise = kmeans_baseline(rng.normal(size=(90, 3)), labels)
+  assert noise["kmeans_acc"] < 60 and noise["kmeans_nmi"] < 15

@@ -1,0 +1,184 @@
+"""DeepCluster-v2 and SeLA: their objectives against NumPy, their dataset passes, their
+label-optimization schedule against the official loop, and bitwise resume across a pass."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jax_ssl import cluster, evaluate, models, parallel, train
+from jax_ssl.methods import DeepClusterV2, SeLA
+from jax_ssl.methods.deepcluster import IGNORE, pseudo_label_cross_entropy
+from jax_ssl.methods.sela import optimization_steps
+from tests.helpers import batches, once, toy_source
+
+pytestmark = pytest.mark.xdist_group("test_clustering_methods")
+
+N, BATCH = 48, 16  # 3 steps per epoch
+
+
+def _backbone():
+  return models.build_backbone("convnet", widths=(8, 8))
+
+
+def _dcv2():
+  return DeepClusterV2(backbone=_backbone(), crop_sizes=(16, 8), crop_counts=(2, 1),
+                       crop_scales=((0.3, 1.0), (0.1, 0.4)), proj_hidden_dims=(16,), proj_dim=8,
+                       num_prototypes=(6, 5, 4), kmeans_iters=3, eval_crop_fraction=1.0,
+                       view_kwargs=dict(blur_p=0.0))
+
+
+def _sela():
+  return SeLA(backbone=_backbone(), num_heads=2, num_clusters=4, num_opts=4, image_size=16,
+              eval_crop_fraction=1.0)
+
+
+def _np_ce(logits, labels):
+  logits = logits.astype(np.float64)
+  lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+  keep = labels != IGNORE
+  return float(np.sum((lse - logits[np.arange(len(labels)), np.where(keep, labels, 0)])[keep]) / max(keep.sum(), 1))
+
+
+def test_pseudo_label_cross_entropy_ignores_minus_100_as_torch():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(7, 5)).astype(np.float32)
+  labels = np.array([0, 4, IGNORE, 2, IGNORE, 1, 3])
+  np.testing.assert_allclose(pseudo_label_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
+                             _np_ce(logits, labels), rtol=1e-6)
+  assert float(pseudo_label_cross_entropy(jnp.asarray(logits), jnp.full(7, IGNORE))) == 0.0
+
+
+def _init(method, src):
+  method.set_schedule(steps_per_epoch=len(src) // BATCH, total_steps=6, num_examples=len(src))
+  b = batches(method, src, BATCH, 1)[0]
+  params, state = method.init(jax.random.key(0), b)
+  return b, params, state
+
+
+def test_deepcluster_v2_loss_and_memory_bank_match_numpy():
+  method, src = _dcv2(), toy_source(n=N, size=16)
+  b, params, state = _init(method, src)
+  loss, (new_state, metrics) = method.loss(params, state, b, jax.random.key(1), jnp.asarray(0))
+  z, _ = method._project(params, state["batch_stats"], method._crops(b), train=True)  # pylint: disable=protected-access
+  z = np.asarray(z, np.float64)
+  idx = np.asarray(b["index"])
+  want = np.mean([_np_ce(z @ np.asarray(p, np.float64).T / 0.1, np.tile(np.asarray(state["assignments"][h])[idx], 3))
+                  for h, p in enumerate(state["prototypes"])])
+  np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+  bank = np.asarray(new_state["bank"])
+  for i, crop in enumerate((0, 1)):  # the assignment crops' embeddings at the batch's indices
+    np.testing.assert_allclose(bank[i, idx], z[crop * BATCH:(crop + 1) * BATCH], rtol=1e-5, atol=1e-6)
+  untouched = np.setdiff1d(np.arange(N), idx)
+  assert np.all(bank[:, untouched] == 0)
+  assert float(metrics["clusters_in_use"]) == 4.0
+
+
+def test_deepcluster_v2_pass_clusters_the_bank_and_overwrites_the_prototypes():
+  method, src = _dcv2(), toy_source(n=N, size=16)
+  _, params, state = _init(method, src)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  embed = parallel.make_embed_fn(method.pass_features, mesh)
+  feats = parallel.extract_features_sharded(embed, method.eval_preprocess, params, state, src, batch_size=BATCH,
+                                            mesh=mesh)
+  assert method.pass_needs_features(0) and not method.pass_needs_features(3)
+  new = method.dataset_pass(params, state, feats, step=0)
+  z, _ = parallel.extract_features(embed, method.eval_preprocess, params, state, src, batch_size=BATCH, mesh=mesh)
+  z = z / np.linalg.norm(z, axis=1, keepdims=True)
+  bank = np.asarray(new["bank"])
+  np.testing.assert_allclose(bank[0], z, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(bank[0], bank[1])
+  for h, k in enumerate((6, 5, 4)):
+    c, a = np.asarray(new["prototypes"][h]), np.asarray(new["assignments"][h])
+    assert c.shape == (k, 8)
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, rtol=1e-5)
+    # The assignments are the argmax under the returned prototypes (the final assignment).
+    np.testing.assert_array_equal(a, np.argmax(bank[h % 2] @ c.T, axis=1))
+    assert float(new["clusters_in_use"][h]) == len(np.unique(a))
+  # The report's clusters: the first head's nearest prototype of each image's projection.
+  pred = evaluate.cluster_predictions(method, params, new, src, batch_size=BATCH, mesh=mesh)
+  np.testing.assert_array_equal(pred, np.argmax(z @ np.asarray(new["prototypes"][0]).T, axis=1))
+  # A later pass (no features) clusters the bank as it is, reproducibly for a given step.
+  again = method.dataset_pass(params, new, None, step=3)
+  again2 = method.dataset_pass(params, new, None, step=3)
+  for x, y in zip(jax.tree.leaves(again), jax.tree.leaves(again2)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  np.testing.assert_array_equal(np.asarray(again["bank"]), bank)
+
+
+def _official_opt_steps(*, epochs, n, batch, nopts, total_steps):
+  """The official main.py loop: pop the smallest pending point when niter * batch reaches it."""
+  times = [(epochs + 2) * n] + ((epochs + 1.01) * n * (np.linspace(0, 1, nopts) ** 2)[::-1]).tolist()
+  out = []
+  for niter in range(total_steps):
+    if niter * batch >= times[-1]:
+      times.pop()
+      out.append(niter)
+  return out
+
+
+@pytest.mark.parametrize("epochs,spe,nopts", [(4, 10, 5), (400, 5004, 100), (8, 29, 12), (3, 7, 40)])
+def test_sela_label_steps_follow_the_official_loop(epochs, spe, nopts):
+  batch = 256
+  got = optimization_steps(total_steps=epochs * spe, steps_per_epoch=spe, epochs=epochs, num_opts=nopts)
+  assert got == _official_opt_steps(epochs=epochs, n=spe * batch, batch=batch, nopts=nopts, total_steps=epochs * spe)
+
+
+def test_sela_pass_labels_are_sinkhorn_of_each_heads_logits():
+  method, src = _sela(), toy_source(n=N, size=16)
+  _, params, state = _init(method, src)
+  labels0 = np.asarray(state["labels"])
+  assert all(np.bincount(row, minlength=4).tolist() == [12] * 4 for row in labels0)  # random balanced start
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  embed = parallel.make_embed_fn(method.pass_features, mesh)
+  feats = parallel.extract_features_sharded(embed, method.eval_preprocess, params, state, src, batch_size=BATCH,
+                                            mesh=mesh)
+  new = method.dataset_pass(params, state, feats, step=0)
+  f, _ = parallel.extract_features(embed, method.eval_preprocess, params, state, src, batch_size=BATCH, mesh=mesh)
+  for h in range(2):
+    w = np.asarray(params[f"top_layer{h}"]["kernel"], np.float64)
+    bias = np.asarray(params[f"top_layer{h}"]["bias"], np.float64)
+    want = cluster.sela_labels(f.astype(np.float64) @ w + bias, lam=25.0)
+    np.testing.assert_array_equal(np.asarray(new["labels"][h]), want)
+  assert int(new["label_opts"]) == 1
+
+
+def _run(method_fn, workdir, *, total_steps=9, stop_after=None):
+  method = method_fn()
+  passes = []
+  inner = method.dataset_pass
+
+  def record(params, state, features, *, step):
+    passes.append(step)
+    return inner(params, state, features, step=step)
+
+  method.dataset_pass = record
+  result = train.train(method, toy_source(n=N, size=16), workdir=workdir, global_batch=BATCH, total_steps=total_steps,
+                       tx=optax.sgd(0.05, momentum=0.9), seed=1, checkpoint_every=3, log_every=3, progress=False,
+                       mesh=parallel.make_mesh(jax.devices()[:2]), stop_after=stop_after)
+  return passes, result
+
+
+def _host(result):
+  return jax.tree.map(np.asarray, jax.device_get({"p": result.state.params, "s": result.state.state,
+                                                 "o": result.state.opt_state}))
+
+
+@pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster_v2", _dcv2, 3), ("deepcluster_v2", _dcv2, 4),
+                                                     ("sela", _sela, 4)])
+def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, method_fn, stop_at):
+  ref_passes, ref = once(("clustering-ref", name), lambda: _run(method_fn, str(tmp_path_factory.mktemp("ref"))))
+  if name == "deepcluster_v2":
+    assert ref_passes == [0, 3, 6]  # every epoch, before its first step
+  else:
+    assert ref_passes == optimization_steps(total_steps=9, steps_per_epoch=3, epochs=3, num_opts=4)
+    assert ref_passes == [0, 2, 6]
+  workdir = str(tmp_path_factory.mktemp("resume"))
+  first, r1 = _run(method_fn, workdir, stop_after=stop_at)
+  assert r1.step == stop_at and max(first) <= stop_at
+  second, r2 = _run(method_fn, workdir)
+  assert r2.step == 9
+  assert sorted(set(first) | set(second)) == ref_passes  # the boundary's pass is redone, no other
+  for x, y in zip(jax.tree.leaves(_host(ref)), jax.tree.leaves(_host(r2))):
+    np.testing.assert_array_equal(x, y)
