@@ -152,7 +152,7 @@ train_x, test_x = model.embed(a["train_x"]), model.embed(a["test_x"])
 e = model.config["eval"]
 row = evaluate.evaluate_features(train_x, a["train_y"], test_x, a["test_y"], num_classes=10,
                                  knn_ks=tuple(e["knn_ks"]), knn_temperature=e["knn_temperature"],
-                                 linear=e["linear"], linear_iters=e["linear_iters"])
+                                 linear=e["linear"], linear_iters=e["linear_iters"], kmeans=True)
 block = model.features(a["test_x"][:4], block=model.blocks[0])
 assert block.shape[0] == 4 and block.dtype == np.float32
 print(json.dumps({"step": model.step, "blocks": model.blocks, "pretrained": row}))

@@ -165,8 +165,9 @@ def _host(result):
                                                  "o": result.state.opt_state}))
 
 
-@pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster_v2", _dcv2, 3), ("deepcluster_v2", _dcv2, 4),
-                                                     ("sela", _sela, 4)])
+# DeepCluster-v2 stopped exactly at an epoch boundary (its pass is redone from the checkpointed
+# bank), SeLA just after a label optimization.
+@pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster_v2", _dcv2, 3), ("sela", _sela, 4)])
 def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, method_fn, stop_at):
   ref_passes, ref = once(("clustering-ref", name), lambda: _run(method_fn, str(tmp_path_factory.mktemp("ref"))))
   if name == "deepcluster_v2":
