@@ -65,9 +65,6 @@ class MultiHeadClassifier(nn.Module):
   def block_features(self, x):
     return self.backbone(x, train=False, return_blocks=True)
 
-  def head_logits(self, f):
-    return tuple(head(f) for head in self.heads)
-
 
 def optimization_steps(*, total_steps: int, steps_per_epoch: int, epochs: float, num_opts: int,
                        spacing: str = "quadratic") -> list:
@@ -139,8 +136,8 @@ class SeLA(Method):
     self.eval_crop_fraction = eval_crop_fraction
     self.seed = int(seed)
     self._steps = frozenset()
-    self._head_logits = jax.jit(lambda params, f: self.model.apply({"params": params}, f,
-                                                                   method=MultiHeadClassifier.head_logits))
+    # One head's logits of one chunk of features (its own linear layer, not all heads').
+    self._head_logits = jax.jit(lambda head, f: f @ head["kernel"] + head["bias"])
 
   # -- schedule
   def set_schedule(self, *, steps_per_epoch, total_steps, num_examples=None):
@@ -209,13 +206,13 @@ class SeLA(Method):
   def dataset_pass(self, params, state, features, *, step):
     del step
     n = self.num_examples
+    index, valid = parallel.to_host(features.index), parallel.to_host(features.valid)  # [C, B], once
     labels = []
     for h in range(self.num_heads):
+      head = params[f"top_layer{h}"]
       logits = np.zeros((n, self.num_clusters), np.float32)
       for c in range(features.features.shape[0]):  # one chunk of rows at a time to the host
-        lg = self._head_logits(params, features.features[c])[h]
-        index, valid = parallel.to_host(features.index[c]), parallel.to_host(features.valid[c])
-        logits[index[valid]] = parallel.to_host(lg)[valid]
+        logits[index[c][valid[c]]] = parallel.to_host(self._head_logits(head, features.features[c]))[valid[c]]
       labels.append(cluster.sela_labels(logits, lam=self.lam).astype(np.int32))
     return dict(state, labels=jnp.asarray(np.stack(labels)), label_opts=state["label_opts"] + 1)
 
