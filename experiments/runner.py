@@ -237,8 +237,6 @@ def run_protocol(config, workdir: str, protocol: str, *, step: int | None = None
   """`protocol` "linear" (SGD linear evaluation on frozen features) or "finetune" (the whole
   network with `eval.finetune.label_fraction` of the labels, and the same network from random
   init with the same labels and steps). Prints and saves results_<protocol>.json."""
-  model = pretrained.load(workdir, step, config=config)
-  train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
   block = (config.eval.get("linear_sgd") if protocol == "linear" else config.eval.get("finetune"))
   if block is None:
     raise ValueError(f"config.eval has no {'linear_sgd' if protocol == 'linear' else 'finetune'} block "
@@ -247,8 +245,11 @@ def run_protocol(config, workdir: str, protocol: str, *, step: int | None = None
   fraction = float(settings.pop("label_fraction", 1.0))
   baseline = bool(settings.pop("baseline", False))
   cfg = evaluate.ProtocolConfig.from_dict(settings)
-  module = pretrained.build_backbone(config.model)
+  # The data (and a label fraction that empties a class) is checked before the checkpoint is read.
+  train_src, test_src = build_sources(config.data, config.eval, for_evaluation=True)
   labelled = _label_split(config, train_src, fraction, cfg.seed) if protocol == "finetune" else train_src
+  model = pretrained.load(workdir, step, config=config)
+  module = pretrained.build_backbone(config.model)
   mesh = train.make_mesh()
   chief = jax.process_index() == 0
 

@@ -57,7 +57,11 @@ _TINY_VIT = dict(name="vit", width=16, depth=1, num_heads=2, mlp_dim=32, patch_s
 BACKBONES = {"mae": _TINY_VIT,
              # MSN on mean-pooled patches: at init a tiny ViT's class token is nearly the same for every
              # image, and the head's BatchNorm over such features amplifies float32 noise past 1e-5.
-             "msn": dict(_TINY_VIT, pool="gap")}
+             "msn": dict(_TINY_VIT, pool="gap"),
+             # DetCon-B on 16-wide convolutions: with 8 channels its gradients are so ill-conditioned
+             # that the same step on one device with the batch in another order (the same sum) moved
+             # the momentum by 1.5e-5, as much as 8 devices did (2.1e-5); with 16 both stay at 3e-6.
+             "detcon_b": dict(name="convnet", widths=(16, 16))}
 BATCH = 16
 
 

@@ -140,9 +140,12 @@ def test_short_real_data_run_learns(cls, tmp_path):
                fh_scale=100.0, fh_sigma=0.5, fh_min_size=32, mask_cache_dir=str(tmp_path),
                view_kwargs={"crop_scale": (0.2, 1.0), "jitter_strength": 0.5},
                view1_kwargs={"blur_p": 0.0}, view2_kwargs={"blur_p": 0.0}, **kw)
-  method.set_schedule(steps_per_epoch=8, total_steps=60)
+  # DetCon-B 90 steps (as BYOL's test): on an AVX-512 AMD EPYC host the deterministic 60-step run
+  # reaches retrieval 0.070 from 0.027 (+0.043; 0.086 from 0.039 on other views), 90 steps 0.098.
+  steps = 90 if cls is DetConB else 60
+  method.set_schedule(steps_per_epoch=8, total_steps=steps)
   src = method.prepare_source(cifar_subset())
-  before, after, metrics = short_real_run(method, optax.adamw(5e-3), src, steps=60, batch=64)
+  before, after, metrics = short_real_run(method, optax.adamw(5e-3), src, steps=steps, batch=64)
   losses_ = [m["loss"] for m in metrics]
   # DetCon-B regresses onto a moving EMA target, so its loss falls less steadily than
   # DetCon-S's contrastive loss; what it learned is measured by view retrieval below.

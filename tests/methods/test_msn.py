@@ -71,14 +71,14 @@ def test_linear_ema_over_125_times_the_run():
 def test_prototype_gradient_multiplier_scales_only_the_prototypes():
   m1, m16 = tiny(), tiny(prototype_grad_mult=16.0)
   b, params, state = _setup(m1)
-  grad = lambda m: jax.grad(lambda p: m.loss(p, state, b, jax.random.key(2), jnp.asarray(0))[0])(params)
+  grad = lambda m: jax.jit(jax.grad(lambda p: m.loss(p, state, b, jax.random.key(2), jnp.asarray(0))[0]))(params)
   g1, g16 = grad(m1), grad(m16)
   np.testing.assert_allclose(np.asarray(g16["prototypes"]), 16 * np.asarray(g1["prototypes"]), rtol=1e-4, atol=1e-7)
   for a, c in zip(jax.tree.leaves(g1["encoder"]), jax.tree.leaves(g16["encoder"])):
     np.testing.assert_allclose(np.asarray(c), np.asarray(a), rtol=1e-5, atol=1e-7)
   assert float(jnp.abs(g1["prototypes"]).max()) > 1e-5
   # The loss is msn_loss of the anchors' and the target's projections.
-  loss, (_, metrics) = m1.loss(params, state, b, jax.random.key(2), jnp.asarray(0))
+  loss, (_, metrics) = jax.jit(m1.loss)(params, state, b, jax.random.key(2), jnp.asarray(0))
   assert 1 <= float(metrics["prototypes_in_use"]) <= 6 and np.isfinite(float(loss))
 
 

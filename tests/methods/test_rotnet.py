@@ -65,8 +65,8 @@ def test_two_steps_and_embeddings():
   method, src = tiny(), toy_source()
   state, _ = _util.assert_two_steps_smoke(method, src, "rotation_acc")
   imgs = np.stack([method.eval_preprocess(tf.constant(im)).numpy() for im in src.images[:4]])
-  f = method.embed(state.params, state.state, imgs)
-  blocks = method.embed_blocks(state.params, state.state, imgs)
+  f = jax.jit(method.embed)(state.params, state.state, imgs)
+  blocks = jax.jit(method.embed_blocks)(state.params, state.state, imgs)
   assert f.shape == (4, 32) and sorted(blocks) == ["stage1", "stage2", "stage3", "stage4"]
   np.testing.assert_allclose(blocks["stage4"], f, rtol=1e-6)
   assert blocks["stage2"].shape == (4, 8)
