@@ -49,6 +49,7 @@ CONTRACT = {
     "deepcluster_v2": ("deepcluster_v2_cifar10", "quick", dict(_SMALL, crop_sizes=(16, 8),
                                                                            num_prototypes=(6, 5)), 16),
     "sela": ("sela_cifar10", "quick", dict(image_size=16, num_heads=2, num_clusters=5), 16),
+    "colorization": ("colorization_cifar10", "quick", dict(image_size=16, decoder_width=8), 16),
     "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
                                          proj_dim=8, num_prototypes=12), 16),
 }

@@ -78,6 +78,30 @@ def _pretext_hits_fn(method: Method, mesh):
                  out_shardings=replicated(mesh))
 
 
+def pretext_scores(method: Method, params, state, source: ArraySource, *, batch_size: int = 256,
+                   epochs: int = 1, seed: int = 0, mesh=None) -> dict:
+  """Held-out pretext losses of a method with `heldout_terms(params, state, batch) -> {name:
+  [sum, count]}` (Colorization's rebalanced cross-entropy and its predict-the-prior baseline) on
+  views made from `source` by the method's training pipeline with a fixed `seed`: {name: sum /
+  count} over `epochs` passes of the largest multiple of the global batch."""
+  mesh = mesh or make_mesh()
+  gb = (min(batch_size, len(source)) // mesh.size) * mesh.size
+  if gb == 0:
+    raise ValueError(f"{len(source)} examples are fewer than the {mesh.size} devices")
+  steps = epochs * pipeline.steps_per_epoch(len(source), gb)
+  ds = pipeline.train_dataset(source, method.make_views, global_batch=gb, seed=seed,
+                              process_index=jax.process_index(), process_count=jax.process_count())
+  fn = _heldout_terms_fn(method, mesh)
+  terms = jax.device_get([fn(params, state, shard_batch(b, mesh)) for b in ds.take(steps).as_numpy_iterator()])
+  return {k: float(np.sum([t[k][0] for t in terms]) / np.sum([t[k][1] for t in terms])) for k in terms[0]}
+
+
+@functools.lru_cache(maxsize=8)
+def _heldout_terms_fn(method: Method, mesh):
+  return jax.jit(method.heldout_terms, in_shardings=(replicated(mesh), replicated(mesh), batch_sharding(mesh)),
+                 out_shardings=replicated(mesh))
+
+
 def has_raw_view(method: Method) -> bool:
   return type(method).eval_view is not Method.eval_view
 
@@ -138,7 +162,8 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
   the random-init network ("pretrained/stage1", ...), e.g. RotNet's per-block probes. For a
   pretext classifier (a method with `logits`), the network rows also get "pretext_top1": its
   accuracy on puzzles made from the test split (`pretext_accuracy`, `pretext_epochs` passes);
-  the random-init row gives the chance level of the same puzzles. Every network row gets the
+  the random-init row gives the chance level of the same puzzles. A method with `heldout_terms`
+  (Colorization) gets its held-out pretext losses instead (`pretext_scores`). Every network row gets the
   k-means-on-features baseline ("kmeans_acc", "kmeans_nmi": test features, as many clusters as
   classes; `kmeans`), and a clustering method (one with `cluster_logits`) its own clusters'
   "cluster_acc", "cluster_nmi", "cluster_ari" on the test split (`clustering_metrics`).
@@ -160,7 +185,9 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
     if hasattr(method, "cluster_logits"):  # a clustering method: its own clusters of the test split
       m = clustering_metrics(yte, cluster_predictions(method, p, s, test_source, **feats))
       row.update({f"cluster_{k}": v for k, v in m.items()})
-    if hasattr(method, "logits") and pretext_epochs:
+    if hasattr(method, "heldout_terms") and pretext_epochs:  # a dense pretext task: its held-out losses
+      row.update(pretext_scores(method, p, s, test_source, **feats))
+    elif hasattr(method, "logits") and pretext_epochs:
       row["pretext_top1"] = pretext_accuracy(method, p, s, test_source, epochs=pretext_epochs, **feats)
     return row
 

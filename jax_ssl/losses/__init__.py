@@ -11,6 +11,12 @@ parameter is this device's share: reduce it across devices with ``psum``. Under
 """
 
 from jax_ssl.losses._byol import byol_loss
+from jax_ssl.losses._colorization import (
+    colorization_annealed_mean,
+    colorization_loss,
+    colorization_rebalance_weights,
+    colorization_soft_encode,
+)
 from jax_ssl.losses._common import l2_normalize
 from jax_ssl.losses._detcon import detcon_loss, mask_pool
 from jax_ssl.losses._mae import mae_loss, mae_num_visible, mae_random_mask, normalize_patches, patchify, unpatchify
@@ -33,6 +39,10 @@ __all__ = [
     "accuracy",
     "byol_loss",
     "classification_loss",
+    "colorization_annealed_mean",
+    "colorization_loss",
+    "colorization_rebalance_weights",
+    "colorization_soft_encode",
     "context_label",
     "detcon_loss",
     "l2_normalize",

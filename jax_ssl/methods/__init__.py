@@ -14,6 +14,7 @@ from jax_ssl.methods.mae import MAE
 from jax_ssl.methods.msn import MSN
 from jax_ssl.methods.deepcluster import DeepClusterV2
 from jax_ssl.methods.sela import SeLA
+from jax_ssl.methods.colorization import Colorization
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -30,7 +31,8 @@ REGISTRY = {
     MSN.name: MSN,
     DeepClusterV2.name: DeepClusterV2,
     SeLA.name: SeLA,
+    Colorization.name: Colorization,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

@@ -62,6 +62,26 @@ class Normalizer:
     return (image - self.mean) / self.std
 
 
+def square_view(img, seed, *, size: int, crop_fraction: float):
+  """A random `size` x `size` crop of a photo after resizing its shorter side to
+  `size / crop_fraction` (the training twin of the evaluation's centre crop); images already
+  `size` x `size` (CIFAR) pass unchanged. float [H, W, 3] in [0, 1] -> [size, size, 3]."""
+  if img.shape[0] == size and img.shape[1] == size:
+    return img
+  shape = tf.shape(img)
+
+  def crop():
+    short = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+    scale = (size / crop_fraction) / short
+    nh = tf.maximum(size, tf.cast(tf.round(tf.cast(shape[0], tf.float32) * scale), tf.int32))
+    nw = tf.maximum(size, tf.cast(tf.round(tf.cast(shape[1], tf.float32) * scale), tf.int32))
+    out = tf.image.resize(img, [nh, nw], antialias=True)
+    return tf.clip_by_value(tf.image.stateless_random_crop(out, [size, size, 3], seed=seed), 0.0, 1.0)
+
+  img = tf.cond(tf.logical_and(tf.equal(shape[0], size), tf.equal(shape[1], size)), lambda: img, crop)
+  return tf.ensure_shape(img, [size, size, 3])
+
+
 def eval_input(image, *, size: int, normalize: Normalizer | None, crop_fraction: float):
   """The evaluation view (centre crop, no augmentation), normalized unless `normalize` is None."""
   view = center_view(image, size=size, crop_fraction=crop_fraction)

@@ -20,12 +20,11 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
-import tensorflow as tf
 
 from jax_ssl import losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
-from jax_ssl.methods._common import Normalizer, eval_input, module_signature
+from jax_ssl.methods._common import Normalizer, eval_input, module_signature, square_view
 from jax_ssl.methods._pretext import TiledClassifier
 
 
@@ -61,29 +60,12 @@ class RotNet(Method):
   def base_view(self, example, seed):
     """The augmented, normalized, unrotated image [S, S, 3] of one example."""
     s_crop, s_flip = ops.split_seed(seed, 2)
-    img = ops.to_float(example["image"])
-    shape = tf.shape(img)
-    size = self.image_size
-    if img.shape[0] != size or img.shape[1] != size:
-      # Photos: shorter side to size / crop_fraction, then a random size x size crop.
-      img = tf.cond(tf.logical_and(tf.equal(shape[0], size), tf.equal(shape[1], size)),
-                    lambda: img, lambda: self._random_square(img, s_crop))
-      img = tf.ensure_shape(img, [size, size, 3])
+    img = square_view(ops.to_float(example["image"]), s_crop, size=self.image_size,
+                      crop_fraction=self.eval_crop_fraction)
     if self.pad_crop:
       img = ops.pad_and_crop(img, s_crop, pad=self.pad_crop)
     img = ops.random_flip(img, s_flip, self.flip_p)
     return self.normalize(img)
-
-  def _random_square(self, img, seed):
-    size = self.image_size
-    shape = tf.shape(img)
-    short = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
-    scale = (size / self.eval_crop_fraction) / short
-    nh = tf.maximum(size, tf.cast(tf.round(tf.cast(shape[0], tf.float32) * scale), tf.int32))
-    nw = tf.maximum(size, tf.cast(tf.round(tf.cast(shape[1], tf.float32) * scale), tf.int32))
-    img = tf.image.resize(img, [nh, nw], antialias=True)
-    img = tf.image.stateless_random_crop(img, [size, size, 3], seed=seed)
-    return tf.clip_by_value(img, 0.0, 1.0)
 
   def make_views(self, example, seed):
     rotated, labels = ops.rotations(self.base_view(example, seed))

@@ -137,6 +137,29 @@ def grayscale(image) -> tf.Tensor:
   return tf.tile(gray, [1, 1, 3])
 
 
+# sRGB (D65) -> CIE XYZ and the D65 2-degree white point: skimage.color's constants.
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_D65_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(image) -> tf.Tensor:
+  """sRGB in ``[0, 1]`` ``[..., 3]`` -> CIE Lab ``[..., 3]`` (L in 0..100, a and b about -128..127).
+
+  The conversion of ``skimage.color.rgb2lab`` (D65, 2-degree observer): the sRGB transfer
+  curve undone (``c / 12.92`` up to 0.04045, else ``((c + 0.055) / 1.055) ** 2.4``), XYZ by
+  skimage's matrix, divided by the white point, then ``f(t) = t ** (1/3)`` above 0.008856 else
+  ``7.787 t + 16 / 116``; ``L = 116 f(y) - 16``, ``a = 500 (f(x) - f(y))``, ``b = 200 (f(y) - f(z))``.
+  Colorization's input (Zhang et al. 2016) is L, its target ab.
+  """
+  rgb = tf.cast(image, tf.float32)
+  linear = tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+  xyz = tf.tensordot(linear, tf.constant(_XYZ_FROM_RGB, tf.float32), axes=[[-1], [1]])
+  xyz = xyz / tf.constant(_D65_WHITE, tf.float32)
+  f = tf.where(xyz > 0.008856, tf.pow(tf.maximum(xyz, 0.008856), 1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
+  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+  return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
 def random_grayscale(image, seed, p: float = 0.2) -> tf.Tensor:
   """Converts to grayscale (3 channels kept) with probability ``p``."""
   return tf.cond(_bernoulli(seed, p), lambda: grayscale(image), lambda: image)

@@ -1,0 +1,261 @@
+"""Colorization (Zhang, Isola & Efros, ECCV 2016, "Colorful Image Colorization").
+
+The network sees only the lightness of an image (CIE Lab L - 50, one channel) and classifies,
+at a quarter of the input resolution, each pixel's ab colour among the in-gamut bins of a
+10-unit ab grid (`gamut_bins`: regenerated from the sRGB gamut, 261 bins; the official
+`pts_in_hull.npy` has 313). Targets are soft-encoded on the 5 nearest bins (sigma 5) and the
+per-pixel cross-entropy is re-weighted by the rarity of the colour (lambda 0.5 of the training
+set's prior, smoothed by a Gaussian of sigma 5 in ab); grey images carry no loss
+(`losses.colorization_loss`). The colour prior is a dataset statistic: `prepare_source`
+estimates it from (up to `prior_images` evenly spaced) training images at the loss's
+resolution, and it is kept in the method state, so a restored checkpoint has its run's prior.
+
+Network: the trunk's last feature map, bilinearly resized to the quarter-resolution grid, a
+3x3 convolution with BatchNorm and ReLU, and a 1x1 convolution to the bins. The paper's network
+is a VGG-style stack with dilated convolutions (output stride 8, a deconvolution to stride 4);
+here the trunk is any of the library's backbones (a ResNet in the configs) so that it is
+evaluated like every other method; the decoder is the part that is not the paper's.
+
+Evaluation feeds the trunk L only (`eval_preprocess`); the report adds, on every network row,
+the held-out rebalanced cross-entropy ("color_ce") next to that of predicting the colour prior
+for every pixel ("prior_ce", the trivial baseline of the same weights). `write_artifacts`
+draws held-out images as (L only, colourized by the annealed mean at T = 0.38, original).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow as tf
+
+from jax_ssl import data, losses
+from jax_ssl.data import ops
+from jax_ssl.methods._base import Method
+from jax_ssl.methods._common import eval_input, module_signature, square_view
+from jax_ssl.methods.mae import reconstruction_grid
+
+
+@functools.lru_cache(maxsize=4)
+def gamut_bins(grid: int = 10) -> np.ndarray:
+  """The ab bins [Q, 2] of a `grid`-unit ab grid that some 8-bit sRGB colour falls in (its ab
+  rounded to the nearest multiple of `grid`), sorted by (a, b).
+
+  The ab footprint of the RGB cube is that of its surface (every line through the solid cube
+  meets its boundary), so the 6 x 256^2 colours of the cube's faces are converted to Lab
+  (`ops.rgb_to_lab`) instead of all 2^24 (the same 261 bins, measured). With grid 10 this gives
+  261 bins (a in [-90, 100], b in [-110, 90]); the official ``pts_in_hull.npy`` holds 313 and
+  its construction is not published (bins within 10 ab units of an sRGB colour would be 290).
+  """
+  levels = np.arange(256, dtype=np.float32) / 255.0
+  u, v = (x.reshape(-1) for x in np.meshgrid(levels, levels, indexing="ij"))
+  faces = []
+  for axis in range(3):
+    for value in (0.0, 1.0):
+      cols = [u, v]
+      cols.insert(axis, np.full_like(u, value))
+      faces.append(np.stack(cols, -1))
+  ab = ops.rgb_to_lab(tf.constant(np.concatenate(faces))).numpy()[:, 1:]
+  q = np.unique(np.round(ab / grid).astype(np.int64), axis=0)  # sorted rows (a, b)
+  return (q * grid).astype(np.float32)
+
+
+def smooth_prior(counts: np.ndarray, bins: np.ndarray, *, sigma: float = 5.0) -> np.ndarray:
+  """Empirical bin frequencies smoothed by a Gaussian of `sigma` in ab (Zhang et al. Sec. 2.2):
+  each bin's mass spread over the bins with weights exp(-d^2 / 2 sigma^2) (mass-preserving),
+  normalized to sum 1. float64 [Q]."""
+  counts = np.asarray(counts, np.float64)
+  d2 = np.sum((bins[:, None, :].astype(np.float64) - bins[None, :, :]) ** 2, axis=-1)
+  kernel = np.exp(-d2 / (2.0 * sigma ** 2))
+  kernel /= kernel.sum(axis=1, keepdims=True)
+  p = (counts / counts.sum()) @ kernel
+  return p / p.sum()
+
+
+class ColorizationNet(nn.Module):
+  """Trunk feature map -> per-pixel bin logits at 1/`stride` of the input resolution."""
+
+  backbone: nn.Module
+  num_bins: int
+  width: int = 128
+  stride: int = 4
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    fmap = self.backbone(x, train=train, return_map=True)
+    h, w = x.shape[1] // self.stride, x.shape[2] // self.stride
+    y = jax.image.resize(fmap, (fmap.shape[0], h, w, fmap.shape[-1]), "bilinear")
+    y = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, name="decoder_conv")(y)
+    y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="decoder_bn")(y))
+    return nn.Conv(self.num_bins, (1, 1), name="bins")(y).astype(jnp.float32)
+
+  def features(self, x):
+    return self.backbone(x, train=False)
+
+  def block_features(self, x):
+    return self.backbone(x, train=False, return_blocks=True)
+
+
+class Colorization(Method):
+  """Colorization as classification over quantized ab (Zhang et al. 2016).
+
+  Args:
+    backbone: Flax trunk taking [N, H, W, 1] (`train=`, `return_map=`, `return_blocks=` as
+      `models.ResNet`).
+    image_size: side of the training crops (photos: shorter side resized to
+      `image_size / eval_crop_fraction`, random crop; CIFAR-size images pass unchanged).
+    grid: ab quantization step (10: 261 bins). num_neighbors, sigma: soft encoding (5, 5).
+    lam: class-rebalancing mix (0.5). prior_sigma: Gaussian smoothing of the prior (5).
+    prior_images: at most this many training images (evenly spaced) estimate the prior;
+      sources of fewer than `min_prior_images` (the two-example batches that build a network)
+      leave the prior as it is (uniform until estimated).
+    gray_threshold: an image whose target ab never exceeds this is grey (no loss).
+    decoder_width: channels of the decoder's 3x3 convolution. flip_p: horizontal flips.
+    eval_crop_fraction: centre-crop fraction of the evaluation view.
+    temperature: annealed-mean temperature of the pictures (0.38).
+    mean, std: accepted for the common constructor; unused (the input is L - 50, as the paper).
+
+  Batch: "l" [B, S, S, 1] (L - 50), "ab" [B, S/4, S/4, 2] (every 4th pixel, as the official code).
+  """
+
+  name = "colorization"
+  stride = 4
+
+  def __init__(self, *, backbone: nn.Module, image_size: int, grid: int = 10, num_neighbors: int = 5,
+               sigma: float = 5.0, lam: float = 0.5, prior_sigma: float = 5.0, prior_images: int = 10000,
+               min_prior_images: int = 16, gray_threshold: float = 5.0, decoder_width: int = 128,
+               flip_p: float = 0.5, eval_crop_fraction: float = 0.875, temperature: float = 0.38,
+               mean=None, std=None):
+    del mean, std
+    if image_size % self.stride:
+      raise ValueError(f"image_size {image_size} is not a multiple of {self.stride} (the target grid)")
+    self.bins = gamut_bins(grid)
+    self.model = ColorizationNet(backbone, num_bins=len(self.bins), width=decoder_width, stride=self.stride)
+    self.image_size, self.grid = image_size, grid
+    self.num_neighbors, self.sigma, self.lam, self.prior_sigma = num_neighbors, sigma, lam, prior_sigma
+    self.prior_images, self.min_prior_images = prior_images, min_prior_images
+    self.gray_threshold, self.flip_p = gray_threshold, flip_p
+    self.eval_crop_fraction, self.temperature = eval_crop_fraction, temperature
+    self.prior = None  # [Q] float64, from `prepare_source`
+
+  # -- data
+  def _lab_views(self, rgb):
+    lab = ops.rgb_to_lab(rgb)
+    return {"l": lab[..., :1] - 50.0, "ab": lab[::self.stride, ::self.stride, 1:]}
+
+  def make_views(self, example, seed):
+    s_crop, s_flip = ops.split_seed(seed, 2)
+    img = square_view(ops.to_float(example["image"]), s_crop, size=self.image_size,
+                      crop_fraction=self.eval_crop_fraction)
+    return self._lab_views(ops.random_flip(img, s_flip, self.flip_p))
+
+  def eval_view(self, image):
+    return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
+
+  def eval_preprocess(self, image):
+    """The trunk's input: L - 50 of the evaluation view, [S, S, 1]."""
+    return self._lab_views(self.eval_view(image))["l"]
+
+  def prepare_source(self, source):
+    if self.prior is None and len(source) >= self.min_prior_images:
+      self.prior = self.estimate_prior(source)
+    return source
+
+  def estimate_prior(self, source) -> np.ndarray:
+    """The smoothed colour prior [Q] of (up to `prior_images` evenly spaced) images of `source`:
+    nearest-bin counts of the target-resolution ab of their evaluation views, grey images left
+    out (they carry no loss), smoothed by `prior_sigma` (`smooth_prior`)."""
+    n = min(self.prior_images, len(source))
+    idx = np.unique(np.linspace(0, len(source) - 1, n).round().astype(np.int64))
+    sub = data.take_examples(source, idx, f"{source.name}[{len(idx)} for the colour prior]")
+    ds, _ = data.eval_dataset(sub, lambda im: self._lab_views(self.eval_view(im))["ab"], batch_size=256)
+    counts = np.zeros(len(self.bins), np.float64)
+    bins = self.bins.astype(np.float64)
+    for batch in ds.as_numpy_iterator():
+      ab = batch["image"][batch["mask"]].astype(np.float64)
+      ab = ab[np.any(np.abs(ab) > self.gray_threshold, axis=(1, 2, 3))].reshape(-1, 2)
+      for chunk in np.array_split(ab, max(1, len(ab) // 65536)):  # bounded [chunk, Q] distances
+        nearest = np.argmin(np.sum((chunk[:, None, :] - bins[None]) ** 2, axis=-1), axis=1)
+        counts += np.bincount(nearest, minlength=len(bins))
+    if counts.sum() == 0:
+      raise data.DataError(f"no colour images in {source.name} to estimate the colour prior from")
+    return smooth_prior(counts, self.bins, sigma=self.prior_sigma)
+
+  # -- model
+  def init(self, rng, batch):
+    variables = self.model.init(rng, jnp.asarray(batch["l"]), train=True)
+    prior = np.full(len(self.bins), 1.0 / len(self.bins)) if self.prior is None else self.prior
+    return variables["params"], {
+        "batch_stats": variables["batch_stats"],
+        "prior": jnp.asarray(prior, jnp.float32),
+        "class_weights": jnp.asarray(losses.colorization_rebalance_weights(prior, lam=self.lam), jnp.float32)}
+
+  def _loss(self, logits, ab, class_weights):
+    return losses.colorization_loss(logits, ab, jnp.asarray(self.bins), class_weights,
+                                    num_neighbors=self.num_neighbors, sigma=self.sigma,
+                                    gray_threshold=self.gray_threshold)
+
+  def loss(self, params, state, batch, rng, step):
+    del rng, step
+    logits, updates = self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch["l"],
+                                       train=True, mutable=["batch_stats"])
+    loss = self._loss(logits, batch["ab"], state["class_weights"])
+    nearest = jnp.argmin(jnp.sum((batch["ab"][..., None, :] - jnp.asarray(self.bins)) ** 2, -1), -1)
+    metrics = {"bin_acc": jnp.mean(jnp.argmax(logits, -1) == nearest)}
+    return loss, ({**state, "batch_stats": updates["batch_stats"]}, metrics)
+
+  def bin_logits(self, params, state, images):
+    """Inference-mode bin logits [N, S/4, S/4, Q] of L - 50 images [N, S, S, 1]."""
+    return self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, images, train=False)
+
+  def heldout_terms(self, params, state, batch):
+    """Sums and counts (over pixels) of the rebalanced cross-entropy of the network ("color_ce")
+    and of predicting the colour prior at every pixel ("prior_ce") on a `make_views` batch."""
+    logits = self.bin_logits(params, state, batch["l"])
+    prior_logits = jnp.broadcast_to(jnp.log(jnp.maximum(state["prior"], 1e-12)), logits.shape)
+    count = jnp.asarray(np.prod(logits.shape[:3]), jnp.float32)
+    return {"color_ce": jnp.stack([self._loss(logits, batch["ab"], state["class_weights"]) * count, count]),
+            "prior_ce": jnp.stack([self._loss(prior_logits, batch["ab"], state["class_weights"]) * count, count])}
+
+  def embed(self, params, state, images):
+    return self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, images,
+                            method=ColorizationNet.features)
+
+  def embed_blocks(self, params, state, images):
+    return self.model.apply({"params": params, "batch_stats": state["batch_stats"]}, images,
+                            method=ColorizationNet.block_features)
+
+  def colorize(self, params, state, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB images [N, S, S, 3] in [0, 1] -> (their L alone as RGB, colourized by the annealed
+    mean at `temperature` with the ab upsampled bilinearly), both [N, S, S, 3] in [0, 1]."""
+    from skimage import color  # pylint: disable=g-import-not-at-top
+
+    lab = color.rgb2lab(rgb)
+    logits = jax.jit(self.bin_logits)(params, state, (lab[..., :1] - 50.0).astype(np.float32))
+    ab = losses.colorization_annealed_mean(logits, jnp.asarray(self.bins), temperature=self.temperature)
+    ab = np.asarray(jax.image.resize(ab, (len(rgb),) + rgb.shape[1:3] + (2,), "bilinear"), np.float64)
+    gray = np.concatenate([lab[..., :1], np.zeros_like(ab)], -1)
+    with warnings.catch_warnings():  # predicted colours outside the sRGB gamut are clipped, as intended
+      warnings.simplefilter("ignore", UserWarning)
+      return (np.clip(color.lab2rgb(gray), 0, 1).astype(np.float32),
+              np.clip(color.lab2rgb(np.concatenate([lab[..., :1], ab], -1)), 0, 1).astype(np.float32))
+
+  def write_artifacts(self, workdir, *, params, state, source, heldout=None):
+    """colorizations.png: (L only, colourized, original) for 8 held-out images."""
+    src = heldout if heldout is not None else source
+    path = os.path.join(workdir, "colorizations.png")
+
+    def panels(rgb):
+      gray, coloured = self.colorize(params, state, rgb)
+      return gray, coloured, rgb
+
+    return [reconstruction_grid(src, panels, self.eval_view, path,
+                                title=f"Colorization, annealed mean T={self.temperature}")]
+
+  def signature(self):
+    return {"method": self.name, "model": module_signature(self.model), "grid": self.grid}
