@@ -235,6 +235,7 @@ def load(workdir: str, step: int | None = None, *, source: data.ArraySource | No
     restored, _, got = ckpt.restore({"params": params, "state": state}, method.signature(), step=step, partial=True)
   finally:
     ckpt.close()
+  method.restored(restored["params"], restored["state"])
   return Pretrained(method=method, params=restored["params"], state=restored["state"], config=cfg, step=got,
                     workdir=workdir)
 

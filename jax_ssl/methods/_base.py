@@ -40,6 +40,8 @@ implementations cover what some methods need around the optimizer update:
   masks, Context Prediction's nearest-neighbour patches).
 * `prepare_source(source)`: dataset-level inputs computed once before training or
   evaluation and attached to the source (DetCon's cached Felzenszwalb-Huttenlocher masks).
+* `restored(params, state)`: `jax_ssl.load` hands a restored checkpoint to the method, which
+  may set host-side attributes from its state (Colorization's colour prior).
 
 Everything is a pure function of pytrees so the one train step can `jit` it.
 """
@@ -257,6 +259,12 @@ class Method(abc.ABC):
     """
     del metrics
     return None
+
+  def restored(self, params: PyTree, state: PyTree) -> None:
+    """Called by `jax_ssl.load` with a checkpoint's parameters and state: a method whose host-side
+    attributes mirror its state sets them from it (Colorization's colour prior), so the restored
+    method behaves as the trained one (e.g. a random-init baseline built from it). Default: nothing."""
+    del params, state
 
   def write_artifacts(self, workdir: str, *, params: PyTree, state: PyTree, source, heldout=None) -> list[str]:
     """After training, on the chief process: writes pictures into `workdir`; returns their paths.

@@ -113,7 +113,7 @@ class Colorization(Method):
     lam: class-rebalancing mix (0.5). prior_sigma: Gaussian smoothing of the prior (5).
     prior_images: at most this many training images (evenly spaced) estimate the prior;
       sources of fewer than `min_prior_images` (the two-example batches that build a network)
-      leave the prior as it is (uniform until estimated).
+      leave the prior as it is (uniform until estimated, or restored by `jax_ssl.load`).
     gray_threshold: an image whose target ab never exceeds this is grey (no loss).
     decoder_width: channels of the decoder's 3x3 convolution. flip_p: horizontal flips.
     eval_crop_fraction: centre-crop fraction of the evaluation view.
@@ -186,6 +186,11 @@ class Colorization(Method):
       raise data.DataError(f"no colour images in {source.name} to estimate the colour prior from")
     return smooth_prior(counts, self.bins, sigma=self.prior_sigma)
 
+  def restored(self, params, state):
+    """A restored checkpoint's colour prior becomes the method's (random-init baselines use it)."""
+    del params
+    self.prior = np.asarray(state["prior"], np.float64)
+
   # -- model
   def init(self, rng, batch):
     variables = self.model.init(rng, jnp.asarray(batch["l"]), train=True)
@@ -255,7 +260,7 @@ class Colorization(Method):
       return gray, coloured, rgb
 
     return [reconstruction_grid(src, panels, self.eval_view, path,
-                                title=f"Colorization, annealed mean T={self.temperature}")]
+                                title=f"Colorization T={self.temperature}", columns="L | colourized | original")]
 
   def signature(self):
     return {"method": self.name, "model": module_signature(self.model), "grid": self.grid}

@@ -244,8 +244,10 @@ class MAE(Method):
 
 
 def reconstruction_grid(source, fn, preprocess, path: str, *, num_images: int = 8, title: str = "",
+                        columns: str = "masked | reconstruction | original",
                         min_side: int = 96) -> str:
-  """Saves a PNG: one row per image, (masked input, reconstruction, original); returns `path`.
+  """Saves a PNG: one row per image, three panels (`columns` names them in the title; MAE: masked
+  input, reconstruction, original); returns `path`.
 
   Images evenly spaced over `source` (so several classes show), `preprocess` (uint8 -> network
   input, TensorFlow), `fn` (batch -> the three [B, H, W, 3] arrays in [0, 1]); small images are
@@ -269,7 +271,7 @@ def reconstruction_grid(source, fn, preprocess, path: str, *, num_images: int = 
       canvas[top:top + side * zoom, left:left + side * zoom] = img
   out = Image.fromarray((canvas * 255).round().astype(np.uint8))
   if title:
-    ImageDraw.Draw(out).text((pad, 2), f"{title}: masked | reconstruction | original", fill=(0, 0, 0))
+    ImageDraw.Draw(out).text((pad, 2), f"{title}: {columns}", fill=(0, 0, 0))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   out.save(path)
   return path

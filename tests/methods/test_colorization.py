@@ -124,6 +124,10 @@ def test_loss_heldout_scores_and_picture(tmp_path):
   gray, coloured = method.colorize(params, new_state, src.images[:2] / 255.0)
   assert gray.shape == coloured.shape == (2, 16, 16, 3)
   np.testing.assert_allclose(gray[..., 0], gray[..., 1], atol=1e-3)  # L alone is grey
+  # A restored checkpoint's prior becomes the method's (jax_ssl.load calls `restored`).
+  fresh = tiny()
+  fresh.restored(params, new_state)
+  np.testing.assert_allclose(fresh.prior, method.prior, rtol=1e-6)
   with pytest.raises(ValueError, match="not a multiple of 4"):
     tiny(image_size=18)
 

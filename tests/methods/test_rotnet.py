@@ -61,20 +61,16 @@ def test_make_views_deterministic_per_seed():
   assert np.abs(a - c).max() > 1e-3
 
 
-def test_two_steps_and_embeddings():
-  method, src = tiny(), toy_source()
-  state, _ = _util.assert_two_steps_smoke(method, src, "rotation_acc")
+def test_per_block_embeddings_and_report_rows():
+  # (Two train steps of every method, RotNet included, are the contract's: tests/test_contract.py.)
+  method, src = tiny(), toy_source(n=32)
+  params, state = method.init(jax.random.key(0), _util.batches(method, src, 2, 1)[0])
   imgs = np.stack([method.eval_preprocess(tf.constant(im)).numpy() for im in src.images[:4]])
-  f = jax.jit(method.embed)(state.params, state.state, imgs)
-  blocks = jax.jit(method.embed_blocks)(state.params, state.state, imgs)
+  f = jax.jit(method.embed)(params, state, imgs)
+  blocks = jax.jit(method.embed_blocks)(params, state, imgs)
   assert f.shape == (4, 32) and sorted(blocks) == ["stage1", "stage2", "stage3", "stage4"]
   np.testing.assert_allclose(blocks["stage4"], f, rtol=1e-6)
   assert blocks["stage2"].shape == (4, 8)
-
-
-def test_per_block_report_rows():
-  method, src = tiny(), toy_source(n=32)
-  params, state = method.init(jax.random.key(0), _util.batches(method, src, 2, 1)[0])
   report = evaluate.evaluate_method(method, params, state, src, src, batch_size=16, knn_ks=(5,),
                                     linear=False, per_block=True)
   for row in ("pretrained", "random_init", "pixels", "pretrained/stage1", "random_init/stage4"):
