@@ -52,6 +52,15 @@ def pretext_accuracy(method: Method, params, state, source: ArraySource, *, batc
   if not hasattr(method, "logits"):
     raise ValueError(f"method {method.name!r} has no pretext classifier (`logits`)")
   mesh = mesh or make_mesh()
+  fn = _pretext_hits_fn(method, mesh)
+  hits = [fn(params, state, b) for b in _pretext_batches(method, source, batch_size, epochs, seed, mesh)]
+  hits, total = np.sum(jax.device_get(hits), axis=0)  # one host transfer at the end
+  return 100.0 * hits / total
+
+
+def _pretext_batches(method: Method, source: ArraySource, batch_size: int, epochs: int, seed: int, mesh):
+  """Sharded `make_views` batches of `source` (fixed `seed`): `epochs` passes of the largest
+  multiple of the global batch (`batch_size` capped at the split, rounded down to the devices)."""
   per = mesh.size  # every device of every process
   gb = (min(batch_size, len(source)) // per) * per
   if gb == 0:
@@ -59,11 +68,8 @@ def pretext_accuracy(method: Method, params, state, source: ArraySource, *, batc
   steps = epochs * pipeline.steps_per_epoch(len(source), gb)
   ds = pipeline.train_dataset(source, method.make_views, global_batch=gb, seed=seed,
                               process_index=jax.process_index(), process_count=jax.process_count())
-
-  fn = _pretext_hits_fn(method, mesh)
-  hits = [fn(params, state, shard_batch(batch, mesh)) for batch in ds.take(steps).as_numpy_iterator()]
-  hits, total = np.sum(jax.device_get(hits), axis=0)  # one host transfer at the end
-  return 100.0 * hits / total
+  for batch in ds.take(steps).as_numpy_iterator():
+    yield shard_batch(batch, mesh)
 
 
 @functools.lru_cache(maxsize=8)
@@ -85,14 +91,8 @@ def pretext_scores(method: Method, params, state, source: ArraySource, *, batch_
   views made from `source` by the method's training pipeline with a fixed `seed`: {name: sum /
   count} over `epochs` passes of the largest multiple of the global batch."""
   mesh = mesh or make_mesh()
-  gb = (min(batch_size, len(source)) // mesh.size) * mesh.size
-  if gb == 0:
-    raise ValueError(f"{len(source)} examples are fewer than the {mesh.size} devices")
-  steps = epochs * pipeline.steps_per_epoch(len(source), gb)
-  ds = pipeline.train_dataset(source, method.make_views, global_batch=gb, seed=seed,
-                              process_index=jax.process_index(), process_count=jax.process_count())
   fn = _heldout_terms_fn(method, mesh)
-  terms = jax.device_get([fn(params, state, shard_batch(b, mesh)) for b in ds.take(steps).as_numpy_iterator()])
+  terms = jax.device_get([fn(params, state, b) for b in _pretext_batches(method, source, batch_size, epochs, seed, mesh)])
   return {k: float(np.sum([t[k][0] for t in terms]) / np.sum([t[k][1] for t in terms])) for k in terms[0]}
 
 
