@@ -238,9 +238,9 @@ class Colorization(Method):
   def colorize(self, params, state, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RGB images [N, S, S, 3] in [0, 1] -> (their L alone as RGB, colourized by the annealed
     mean at `temperature` with the ab upsampled bilinearly), both [N, S, S, 3] in [0, 1]."""
-    from skimage import color  # pylint: disable=g-import-not-at-top
+    from skimage import color  # pylint: disable=g-import-not-at-top  (Lab -> RGB only)
 
-    lab = color.rgb2lab(rgb)
+    lab = ops.rgb_to_lab(tf.constant(rgb, tf.float32)).numpy().astype(np.float64)  # the trunk's own conversion
     logits = jax.jit(self.bin_logits)(params, state, (lab[..., :1] - 50.0).astype(np.float32))
     ab = losses.colorization_annealed_mean(logits, jnp.asarray(self.bins), temperature=self.temperature)
     ab = np.asarray(jax.image.resize(ab, (len(rgb),) + rgb.shape[1:3] + (2,), "bilinear"), np.float64)
