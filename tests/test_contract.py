@@ -50,6 +50,9 @@ CONTRACT = {
                                                                            num_prototypes=(6, 5)), 16),
     "sela": ("sela_cifar10", "quick", dict(image_size=16, num_heads=2, num_clusters=5), 16),
     "colorization": ("colorization_cifar10", "quick", dict(image_size=16, decoder_width=8), 16),
+    "context_encoder": ("context_encoder_cifar10", "quick", dict(image_size=16, bottleneck=16, decoder_width=8,
+                                                                 disc_widths=(8, 8)), 16),
+    "dcgan": ("dcgan_cifar10", "quick", dict(image_size=16, generator_width=8, calibration_batch=16), 16),
     "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
                                          proj_dim=8, num_prototypes=12), 16),
 }
@@ -62,7 +65,9 @@ BACKBONES = {"mae": _TINY_VIT,
              # DetCon-B on 16-wide convolutions: with 8 channels its gradients are so ill-conditioned
              # that the same step on one device with the batch in another order (the same sum) moved
              # the momentum by 1.5e-5, as much as 8 devices did (2.1e-5); with 16 both stay at 3e-6.
-             "detcon_b": dict(name="convnet", widths=(16, 16))}
+             "detcon_b": dict(name="convnet", widths=(16, 16)),
+             "context_encoder": dict(name="dcgan", widths=(8, 8)),
+             "dcgan": dict(name="dcgan", widths=(8, 8))}
 BATCH = 16
 
 

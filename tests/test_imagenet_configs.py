@@ -26,9 +26,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.imagenet_smoke, pytest.mark.xdist_gr
 
 CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagenet", "s"),
            ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
-           ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full")]
+           ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full"),
+           ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px")]
 
-_TRAIN_SIDE = {"colorization_imagenet": 176}  # Zhang et al. train on 176 x 176 crops
+# Zhang et al. train on 176 x 176 crops, Pathak et al. on 128 x 128, Radford et al.'s features on 32 x 32.
+_TRAIN_SIDE = {"colorization_imagenet": 176, "context_encoder_imagenet": 128, "dcgan_imagenet": 32}
 
 
 @pytest.fixture

@@ -197,11 +197,13 @@ def evaluate_method(method: Method, params, state, train_source: ArraySource, te
     block_kw = dict(kw, linear=False)  # kNN only: cheap enough for every block
     return {f"{row}/{name}": evaluate_features(btr[name], ytr, bte[name], yte, **block_kw) for name in btr}
 
+  state = method.calibrate(params, state, train_source, mesh=mesh)  # (DCGAN: real-image BN statistics)
   report = {"pretrained": run(params, state)}
   if per_block:
     report.update(run_blocks(params, state, "pretrained"))
   if baselines:
     p0, s0 = method.init(jax.random.key(random_init_seed), example_batch(method, train_source))
+    s0 = method.calibrate(p0, s0, train_source, mesh=mesh)
     report["random_init"] = run(p0, s0)
     if per_block:
       report.update(run_blocks(p0, s0, "random_init"))

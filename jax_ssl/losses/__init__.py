@@ -19,6 +19,7 @@ from jax_ssl.losses._colorization import (
 )
 from jax_ssl.losses._common import l2_normalize
 from jax_ssl.losses._detcon import detcon_loss, mask_pool
+from jax_ssl.losses._inpainting import gan_discriminator_loss, gan_generator_loss, inpainting_l2
 from jax_ssl.losses._mae import mae_loss, mae_num_visible, mae_random_mask, normalize_patches, patchify, unpatchify
 from jax_ssl.losses._msn import msn_loss, msn_sinkhorn, sharpen
 from jax_ssl.losses._nt_xent import nt_xent
@@ -45,6 +46,9 @@ __all__ = [
     "colorization_soft_encode",
     "context_label",
     "detcon_loss",
+    "gan_discriminator_loss",
+    "gan_generator_loss",
+    "inpainting_l2",
     "l2_normalize",
     "mae_loss",
     "mae_num_visible",

@@ -15,6 +15,8 @@ from jax_ssl.methods.msn import MSN
 from jax_ssl.methods.deepcluster import DeepClusterV2
 from jax_ssl.methods.sela import SeLA
 from jax_ssl.methods.colorization import Colorization
+from jax_ssl.methods.context_encoder import ContextEncoder
+from jax_ssl.methods.dcgan import DCGAN
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -32,7 +34,9 @@ REGISTRY = {
     DeepClusterV2.name: DeepClusterV2,
     SeLA.name: SeLA,
     Colorization.name: Colorization,
+    ContextEncoder.name: ContextEncoder,
+    DCGAN.name: DCGAN,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

@@ -42,6 +42,10 @@ implementations cover what some methods need around the optimizer update:
   evaluation and attached to the source (DetCon's cached Felzenszwalb-Huttenlocher masks).
 * `restored(params, state)`: `jax_ssl.load` hands a restored checkpoint to the method, which
   may set host-side attributes from its state (Colorization's colour prior).
+* `calibrate(params, state, source, mesh=)`: inference-time statistics recomputed from the
+  training images (DCGAN's discriminator BatchNorm statistics of real images); the trainer
+  calls it after the last step (before the final checkpoint), the evaluation for every
+  network row (the random-init one included).
 
 Everything is a pure function of pytrees so the one train step can `jit` it.
 """
@@ -90,12 +94,15 @@ class Phase:
     key: the top-level entry of the params this phase updates; None: all of them.
     tx: the phase's own optimizer (e.g. DCGAN's Adam(2e-4, b1=0.5)); None: the run's
       optimizer from the config, built with the method's decay mask.
+    lr_mult: the phase's updates are scaled by this (its learning rate times `lr_mult`: the
+      Context Encoder's generator learns 10x faster than its discriminator).
   """
 
   name: str
   loss: Callable
   key: str | None = None
   tx: optax.GradientTransformation | None = None
+  lr_mult: float = 1.0
 
 
 def _path_names(path) -> set:
@@ -265,6 +272,13 @@ class Method(abc.ABC):
     attributes mirror its state sets them from it (Colorization's colour prior), so the restored
     method behaves as the trained one (e.g. a random-init baseline built from it). Default: nothing."""
     del params, state
+
+  def calibrate(self, params: PyTree, state: PyTree, source, *, mesh=None) -> PyTree:
+    """The state with inference statistics recomputed over `source` (the training images), e.g.
+    BatchNorm statistics of real images for a discriminator trained on real and generated ones.
+    Host-side driver (jitted work inside, every process takes part); default: `state` unchanged."""
+    del params, source, mesh
+    return state
 
   def write_artifacts(self, workdir: str, *, params: PyTree, state: PyTree, source, heldout=None) -> list[str]:
     """After training, on the chief process: writes pictures into `workdir`; returns their paths.

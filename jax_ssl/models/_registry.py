@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jax_ssl.models._convnet import ConvNet
+from jax_ssl.models._dcgan import DCGANEncoder
 from jax_ssl.models._resnet import ResNet
 from jax_ssl.models._vit import ViT, vit_from_variant
 
@@ -41,19 +42,27 @@ def _convnet(*, widths=(8, 8), bn_axis_name: Any = None, dtype: Any = jnp.float3
   return ConvNet(widths=tuple(int(w) for w in widths), bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
 
 
+def _dcgan(*, widths=(64, 128, 256), first_norm: bool = False, pool_grid: int = 4, bn_axis_name: Any = None,
+           dtype: Any = jnp.float32) -> DCGANEncoder:
+  return DCGANEncoder(widths=tuple(int(w) for w in widths), first_norm=first_norm, pool_grid=pool_grid,
+                      bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
+
+
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet": _resnet,
     "vit": _vit,
     "convnet": _convnet,
+    "dcgan": _dcgan,
 }
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
-  """The backbone registered as `name` ("resnet", "vit" or "convnet"), built from keyword arguments.
+  """The backbone registered as `name` ("resnet", "vit", "convnet" or "dcgan"), built from keyword arguments.
 
   resnet: depth, width, stem, bn_axis_name, dtype (`ResNet`). vit: variant (e.g. "S/16") and/or
   width, depth, num_heads, mlp_dim, patch_size; pool, posemb, dropout, dtype (`ViT`). convnet: widths,
-  bn_axis_name, dtype (`ConvNet`). `dtype` may be a string.
+  bn_axis_name, dtype (`ConvNet`). dcgan: widths, first_norm, pool_grid, bn_axis_name, dtype
+  (`DCGANEncoder`: the DCGAN discriminator's trunk). `dtype` may be a string.
 
   Raises:
     ValueError: for an unknown name (the message lists the registered ones) or a keyword the builder

@@ -279,6 +279,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
         state, passed = maybe_dataset_pass(state, step)
         if passed:
           batches = make_batches(step, state.state)
+    if step == total_steps and not preempted:  # inference statistics for the final checkpoint (DCGAN)
+      state = state.replace(state=method.calibrate(state.params, state.state, source, mesh=mesh))
     if step == total_steps or preempted or step == end_step:
       ckpt.save(step, state, meta, force=True)
     ckpt.wait()

@@ -127,8 +127,9 @@ def method_optimizer(method, base) -> dict:
     base: the run's optimizer: a `GradientTransformation`, or a callable `mask -> tx` (built
       with the method's `decay_mask`), or an already built dict (returned as is).
 
-  A phase's own `tx` replaces `base`. Parameter groups other than one default group wrap the
-  phase's optimizer with `grouped` (freezing and learning-rate multipliers per group).
+  A phase's own `tx` replaces `base`; a phase's `lr_mult` scales its updates. Parameter groups
+  other than one default group wrap the phase's optimizer with `grouped` (freezing and
+  learning-rate multipliers per group).
   """
   if isinstance(base, dict):
     return base
@@ -139,5 +140,7 @@ def method_optimizer(method, base) -> dict:
     tx = phase.tx
     if tx is None:
       tx = base if isinstance(base, optax.GradientTransformation) else base(method.decay_mask)
+    if phase.lr_mult != 1.0:
+      tx = optax.chain(tx, optax.scale(float(phase.lr_mult)))
     out[phase.name] = tx if trivial else grouped(tx, groups, method.param_labels)
   return out

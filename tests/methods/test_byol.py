@@ -64,24 +64,26 @@ def test_loss_is_symmetric_sum_and_target_gets_no_gradient():
   # Make the target differ from the online network so the directions are not trivially equal.
   state = dict(state, target=dict(state["target"], params=jax.tree.map(
       lambda x: x * 0.9 + 0.01, state["target"]["params"])))
-  loss, (new_state, metrics) = method.loss(params, state, b, jax.random.key(1), jnp.asarray(0))
+  loss_fn = jax.jit(method.loss)
+  loss, (new_state, metrics) = loss_fn(params, state, b, jax.random.key(1), jnp.asarray(0))
   bs = state["batch_stats"]
-  z1, p1, bs = method.online(params, bs, b["view1"])
-  z2, p2, bs = method.online(params, bs, b["view2"])
-  t1, tgt = method.target(state["target"], b["view1"])
-  t2, _ = method.target(tgt, b["view2"])
+  online, target = jax.jit(method.online), jax.jit(method.target)
+  z1, p1, bs = online(params, bs, b["view1"])
+  z2, p2, bs = online(params, bs, b["view2"])
+  t1, tgt = target(state["target"], b["view1"])
+  t2, _ = target(tgt, b["view2"])
   expected = _np_cos_loss(np.asarray(p1), np.asarray(t2)) + _np_cos_loss(np.asarray(p2), np.asarray(t1))
   np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
   assert float(metrics["tau"]) == pytest.approx(0.9)
 
   def loss_of_target(target_params):
     st = dict(state, target=dict(state["target"], params=target_params))
-    return method.loss(params, st, b, jax.random.key(1), jnp.asarray(0))[0]
+    return loss_fn(params, st, b, jax.random.key(1), jnp.asarray(0))[0]
 
-  g = jax.grad(loss_of_target)(state["target"]["params"])
+  g = jax.jit(jax.grad(loss_of_target))(state["target"]["params"])
   assert all(float(jnp.abs(x).max()) == 0.0 for x in jax.tree.leaves(g))
   # ...while the online network does get a gradient.
-  g_online = jax.grad(lambda p: method.loss(p, state, b, jax.random.key(1), jnp.asarray(0))[0])(params)
+  g_online = jax.jit(jax.grad(lambda p: method.loss(p, state, b, jax.random.key(1), jnp.asarray(0))[0]))(params)
   assert float(optax.global_norm(g_online)) > 0
 
 
@@ -89,10 +91,15 @@ def test_two_steps_move_online_and_target():
   method, src = tiny_byol(total_steps=2, tau_base=0.5), toy_source()
   tx = optax.adamw(1e-2)
   bs = batches(method, src, 16, 2)
-  s0, _ = run_steps(method, tx, bs[:1], jax.devices()[:1])
   mesh = train.make_mesh(jax.devices()[:1])
-  init = jax.device_get(train.init_train_state(method, tx, jax.random.key(0), bs[0], mesh))
-  s2, m = run_steps(method, tx, bs, jax.devices()[:1])
+  ts = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(bs[0], mesh), mesh)
+  init = jax.device_get(ts)  # (before the donating steps)
+  step, m, states = train.make_train_step(method, tx, mesh), [], []
+  for b in bs:  # one compiled step, run twice: the state after each
+    ts, metrics = step(ts, train.shard_batch(b, mesh), jax.random.key(1))
+    m.append(jax.device_get(metrics))
+    states.append(jax.device_get(ts))
+  s0, s2 = states
   assert all(np.isfinite(x["loss"]) for x in m)
   assert int(s2.step) == 2 and int(s2.skipped) == 0
   k_init = jax.tree.leaves(init.state["target"]["params"])[0]

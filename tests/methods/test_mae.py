@@ -32,24 +32,25 @@ def test_encoder_sees_only_the_visible_patches_and_the_loss_counts_removed_ones(
   b, params, _ = _init(method)
   x = jnp.asarray(b["view"])
   rng = jax.random.key(3)
-  mask, pred = method.predict(params, x, rng)
+  predict = jax.jit(method.predict)
+  mask, pred = predict(params, x, rng)
   assert mask.shape == (4, 16) and pred.shape == (4, 16, 4 * 4 * 3)
   np.testing.assert_array_equal(np.asarray(mask).sum(1), 12)  # int(16 * 0.25) = 4 visible
   # Any change to the removed patches' pixels leaves every prediction unchanged...
   noise = losses.patchify(jax.random.normal(jax.random.key(9), x.shape), 4) * mask[..., None]
   x2 = losses.unpatchify(losses.patchify(x, 4) + 10.0 * noise, 4, (4, 4))
-  _, pred2 = method.predict(params, x2, rng)
+  _, pred2 = predict(params, x2, rng)
   np.testing.assert_allclose(np.asarray(pred2), np.asarray(pred), atol=1e-5)
   # ...while a change to one visible patch changes them.
   vis = 1.0 - mask
   x3 = losses.unpatchify(losses.patchify(x, 4) + 10.0 * vis[..., None] * (jnp.arange(16) == jnp.argmax(vis[0]))[None, :, None],
                          4, (4, 4))
-  _, pred3 = method.predict(params, x3, rng)
+  _, pred3 = predict(params, x3, rng)
   assert float(jnp.abs(pred3[0] - pred[0]).max()) > 1e-3
   # The training loss is mae_loss of these predictions against the normalized-pixel targets.
-  loss, (_, metrics) = method.loss(params, {}, {"view": x}, rng, jnp.asarray(0))
+  loss, (_, metrics) = jax.jit(method.loss)(params, {}, {"view": x}, rng, jnp.asarray(0))
   mask_rng, _ = jax.random.split(rng)
-  m, p = method.predict(params, x, mask_rng)
+  m, p = predict(params, x, mask_rng)
   np.testing.assert_allclose(float(loss), float(losses.mae_loss(p, losses.patchify(x, 4), m)), rtol=1e-5)
   assert np.isfinite(float(metrics["visible_patch_loss"]))
 

@@ -44,13 +44,14 @@ def test_patch_drop_keeps_floor_of_085_per_group_and_ignores_dropped_pixels():
   keep = method._keep(jax.random.key(5), anchors)
   assert [len(k) for k in keep] == [int(np.floor(16 * 0.85)), int(np.floor(4 * 0.85))]  # 13 of 16, 3 of 4
   variables = {"params": params["encoder"], "batch_stats": state["batch_stats"]}
-  f, _ = method.net.apply(variables, anchors, keep, train=False)
+  apply = jax.jit(lambda v, a, k: method.net.apply(v, a, k, train=False))
+  f, _ = apply(variables, anchors, keep)
   # Changing the pixels of a dropped patch of the 16 px anchor changes no feature.
   dropped = sorted(set(range(16)) - set(np.asarray(keep[0]).tolist()))[0]
   r, c = divmod(dropped, 4)
   a0 = np.array(anchors[0])
   a0[:, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 5.0
-  f2, _ = method.net.apply(variables, [jnp.asarray(a0)] + anchors[1:], keep, train=False)
+  f2, _ = apply(variables, [jnp.asarray(a0)] + anchors[1:], keep)
   np.testing.assert_allclose(np.asarray(f2), np.asarray(f), atol=1e-5)
   assert tiny(patch_drop=0.0)._keep(jax.random.key(5), anchors) is None
 

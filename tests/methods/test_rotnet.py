@@ -78,11 +78,12 @@ def test_per_block_embeddings_and_report_rows():
   # stage4 is the final feature: its kNN equals the plain row's.
   assert report["pretrained/stage4"] == {k: v for k, v in report["pretrained"].items() if k.startswith("knn")}
   # Held-out rotation accuracy on the network rows, computed again here from the same puzzles.
+  logits_fn = jax.jit(method.logits)
   for row, (p, s) in (("pretrained", (params, state)),):
     ds = data.train_dataset(src, method.make_views, global_batch=16, seed=0)
     hits = total = 0
     for batch in ds.take(4 * 2).as_numpy_iterator():  # 4 passes of 32 images / 16
-      logits, labels = method.logits(p, s, batch)
+      logits, labels = logits_fn(p, s, batch)
       hits += int(np.sum(np.argmax(np.asarray(logits), -1) == np.asarray(labels)))
       total += labels.size
     assert report[row]["pretext_top1"] == pytest.approx(100.0 * hits / total)

@@ -5,13 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_ssl.models import BACKBONES, VIT_VARIANTS, ConvNet, ResNet, ViT, build_backbone
+from jax_ssl.models import BACKBONES, VIT_VARIANTS, ConvNet, DCGANEncoder, ResNet, ViT, build_backbone
 
 # The smallest configuration of each registered backbone; a new registration must add one here.
 TINY = {
     "resnet": dict(depth=18, width=4, stem="cifar"),
     "vit": dict(width=8, depth=1, num_heads=2, patch_size=8),
     "convnet": dict(widths=(4, 6)),
+    "dcgan": dict(widths=(4, 6)),
 }
 
 
@@ -27,7 +28,9 @@ def test_call_interface(name):
   out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
   assert out.shape == (2, model.num_features) and out.dtype == jnp.float32
   fmap = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, return_map=True), variables, x)
-  assert fmap.ndim == 4 and fmap.shape[0] == 2 and fmap.shape[-1] == model.num_features
+  # The map's channels: `num_features`, except where the pooled features are not a plain average
+  # of the map (DCGAN: every layer max-pooled to 4x4 and concatenated) and `map_features` says them.
+  assert fmap.ndim == 4 and fmap.shape[0] == 2 and fmap.shape[-1] == getattr(model, "map_features", model.num_features)
   blocks = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, return_blocks=True), variables, x)
   assert blocks and all(b.shape[0] == 2 and b.ndim == 2 for b in blocks.values())
 
@@ -43,10 +46,11 @@ def test_builders_pass_their_arguments():
   assert explicit == ViT(width=32, depth=2, num_heads=4, patch_size=4) and explicit.mlp_dim is None
   assert build_backbone("convnet", widths=[4, 6]) == ConvNet(widths=(4, 6))
   assert build_backbone("convnet").widths == (8, 8)
+  assert build_backbone("dcgan", widths=[4, 8], first_norm=True) == DCGANEncoder(widths=(4, 8), first_norm=True)
 
 
 def test_unknown_name_and_arguments():
-  with pytest.raises(ValueError, match="available: convnet, resnet, vit"):
+  with pytest.raises(ValueError, match="available: convnet, dcgan, resnet, vit"):
     build_backbone("resnet50")
   with pytest.raises(ValueError, match=r"'depht'.*accepted: depth, width, stem"):
     build_backbone("resnet", depht=18)
