@@ -53,6 +53,8 @@ CONTRACT = {
     "context_encoder": ("context_encoder_cifar10", "quick", dict(image_size=16, bottleneck=16, decoder_width=8,
                                                                  disc_widths=(8, 8)), 16),
     "dcgan": ("dcgan_cifar10", "quick", dict(image_size=16, generator_width=8, calibration_batch=16), 16),
+    "exemplar": ("exemplar_cifar10", "quick", dict(patch=8, num_seeds=32, head_hidden_dims=(16,), eval_size=16,
+                                                   min_pca_images=4), 16),
     "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
                                          proj_dim=8, num_prototypes=12), 16),
 }

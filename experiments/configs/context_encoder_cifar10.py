@@ -17,7 +17,11 @@ Variants (the argument after the colon):
     The run folder gets inpaintings.png (held-out test images: input / inpainted / original);
     the report adds the held-out squared error in the hole ("hole_mse", pixels in [0, 1]) and
     that of the mean fill ("mean_fill_mse").
-    Measured: see the README table.
+    Measured on this 2-core CPU (2026-12-03, test split): 74 s training (~1,300 images/s), 123 s
+    evaluation. kNN k=20 41.49 vs 40.61 for the random-init encoder, k=200 41.10 vs 34.61, linear
+    50.34 vs 46.51; held-out squared error in the hole 0.0302 vs 0.0559 for the mean fill (-46%).
+    Validation split (--config.eval.split=validation): 20 epochs kNN 39.76 / linear 47.95, 60
+    epochs 39.76 / 50.12 (random init 34.94 / 49.16): 20 kept (the paper's optimizer, not tuned).
   full: the official widths (encoder and discriminator 64-128-256, decoder 64, bottleneck 4000),
     batch 64, Adam 2e-4 (generator 2e-3), 100 epochs; use with the full dataset:
     --config.data.kind=tfds --config.data.name=cifar10.

@@ -13,7 +13,11 @@ Variants (the argument after the colon):
     python experiments/main.py --config experiments/configs/dcgan_cifar10.py:quick --workdir runs/dcgan_quick
     Hardware: 2-core CPU, 1 device. Half the paper's widths (discriminator 32-64-128: 3,584
     features; generator 128-64-32), batch 64 (dcgan.torch's), 20 epochs (1,280 steps).
-    Measured: see the README table.
+    Measured on this 2-core CPU (2026-12-03, test split, beside a test run): 212 s training
+    (~500 images/s), 171 s evaluation. kNN k=20 43.95 vs 41.10 for the random-init
+    discriminator (same recomputed BatchNorm statistics), k=200 40.51 vs 38.84, linear 47.69 vs
+    47.98; k-means NMI 17.79 vs 11.58. (At the paper's widths 64-128-256 training runs at ~150
+    images/s on this CPU: 9 min for the same schedule.)
   full: the paper's batch 128, 25 epochs (dcgan.torch's niter); with the full dataset:
     --config.data.kind=tfds --config.data.name=cifar10. The paper's CIFAR-10 figure (Table 1:
     82.8% with an L2-SVM on these features) comes from a discriminator trained on ImageNet-1k.

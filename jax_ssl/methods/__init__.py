@@ -17,6 +17,7 @@ from jax_ssl.methods.sela import SeLA
 from jax_ssl.methods.colorization import Colorization
 from jax_ssl.methods.context_encoder import ContextEncoder
 from jax_ssl.methods.dcgan import DCGAN
+from jax_ssl.methods.exemplar import Exemplar
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -36,7 +37,8 @@ REGISTRY = {
     Colorization.name: Colorization,
     ContextEncoder.name: ContextEncoder,
     DCGAN.name: DCGAN,
+    Exemplar.name: Exemplar,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

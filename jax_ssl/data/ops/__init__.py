@@ -32,5 +32,6 @@ from jax_ssl.data.ops._base import (  # noqa: F401  (the basic ops, re-exported)
 from jax_ssl.data.ops._multicrop import multicrop_spec, multicrop_views, resolution_groups  # noqa: F401
 from jax_ssl.data.ops._masks import (binary_masks, color_part, crop_flip_pair, detcon_view,  # noqa: F401
                                      downsample_mask, grid_mask, sample_mask_ids)
+from jax_ssl.data.ops._exemplar import exemplar_transform, pixel_pca  # noqa: F401
 from jax_ssl.data.ops._inpainting import center_masks, center_region, random_region_mask  # noqa: F401
 from jax_ssl.data.ops._patches import *  # noqa: F401,F403  (pretext-task inputs: rotations, context pairs, jigsaw)
