@@ -104,6 +104,14 @@ def _import_tensorflow_quietly():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _CONFIG.value is not None and _MODE.value in ("train_and_evaluate", "train"):
+    from experiments.configs._common import check_train_length  # pylint: disable=g-import-not-at-top
+
+    try:  # before TensorFlow and JAX load: a bad run length is reported in a second
+      check_train_length(_CONFIG.value.train)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
   _import_tensorflow_quietly()
   if _COORDINATOR.value or _NUM_PROCESSES.value or _DISTRIBUTED.value:
     from jax_ssl.train import initialize_distributed  # pylint: disable=g-import-not-at-top

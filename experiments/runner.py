@@ -12,6 +12,7 @@ import ml_collections
 
 from jax_ssl import data, evaluate, methods, pretrained, train
 from jax_ssl.train import CheckpointError, TrainingStopped
+from experiments.configs._common import check_train_length
 
 USER_ERRORS = (data.DataError, CheckpointError, TrainingStopped, ValueError, KeyError)
 
@@ -89,13 +90,8 @@ def build_optimizer(train_cfg, num_train: int):
   `tx` is `mask -> GradientTransformation`: the trainer builds it with the method's
   weight-decay mask, once per parameter group and phase (`train.method_optimizer`).
   """
-  if train_cfg.epochs <= 0:
-    raise ValueError(f"config.train.epochs must be positive, got {train_cfg.epochs}")
-  if train_cfg.warmup_epochs < 0:
-    raise ValueError(f"config.train.warmup_epochs must be >= 0, got {train_cfg.warmup_epochs}")
+  check_train_length(train_cfg)
   steps = train_cfg.get("steps")
-  if steps is not None and steps <= 0:
-    raise ValueError(f"config.train.steps must be positive, got {steps}")
   spe = data.steps_per_epoch(num_train, train_cfg.batch_size)
   if steps is not None:  # the run's length in steps; the schedule keeps its shape
     total = int(steps)

@@ -21,8 +21,8 @@ from experiments import runner
 from jax_ssl import data, evaluate, methods, parallel, pretrained, train
 from tests.helpers import assert_trees_close, batches, once, run_steps, toy_source
 
-# Each method's steps are computed once per worker: keep the module on one worker.
-pytestmark = pytest.mark.xdist_group("test_contract")
+# Each method's steps are computed once per worker: all tests of one method run on one worker
+# (an xdist group per method, see `ran`), and the methods spread over the workers.
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "configs")
 CONFIG_NAMES = sorted(f[:-3] for f in os.listdir(CONFIGS) if f.endswith(".py") and not f.startswith("_"))
@@ -114,7 +114,7 @@ def _tiny(name, tmp):
   return method, method.prepare_source(src), run_config
 
 
-@pytest.fixture(params=sorted(CONTRACT))
+@pytest.fixture(params=[pytest.param(n, marks=pytest.mark.xdist_group(f"test_contract_{n}")) for n in sorted(CONTRACT)])
 def ran(request, tmp_path_factory):
   """Two steps of each method on 1 and on 8 devices, computed once per method and worker."""
   return once(("contract", request.param), lambda: _run_contract(request.param, tmp_path_factory.mktemp("masks")))

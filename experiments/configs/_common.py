@@ -17,6 +17,18 @@ _DATASETS = {
 }
 
 
+def check_train_length(train_cfg) -> None:
+  """Raises ValueError for a run length that cannot train (non-positive epochs or steps, negative
+  warm-up); cheap, so the command line checks it before loading TensorFlow."""
+  if train_cfg.epochs <= 0:
+    raise ValueError(f"config.train.epochs must be positive, got {train_cfg.epochs}")
+  if train_cfg.warmup_epochs < 0:
+    raise ValueError(f"config.train.warmup_epochs must be >= 0, got {train_cfg.warmup_epochs}")
+  steps = train_cfg.get("steps")
+  if steps is not None and steps <= 0:
+    raise ValueError(f"config.train.steps must be positive, got {steps}")
+
+
 def data_config(dataset: str) -> ml_collections.ConfigDict:
   """The `data` block for one of the datasets the configs use.
 

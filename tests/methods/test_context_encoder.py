@@ -55,7 +55,7 @@ def test_losses_phases_and_the_generators_learning_rate():
   method = tiny()
   src = toy_source(n=32, size=16)
   b = jax.tree.map(jnp.asarray, batches(method, src, 16, 1)[0])
-  params, state = method.init(jax.random.key(0), b)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
   assert set(params) == {"generator", "discriminator"} and set(state["batch_stats"]) == set(params)
   assert [(p.name, p.key, p.lr_mult) for p in method.phases()] == [("discriminator", "discriminator", 1.0),
                                                                   ("generator", "generator", 10.0)]
@@ -91,7 +91,7 @@ def test_heldout_scores_picture_and_backbone(tmp_path):
   method = tiny()
   src = toy_source(n=32, size=16)
   b = jax.tree.map(jnp.asarray, batches(method, src, 16, 1)[0])
-  params, state = method.init(jax.random.key(0), b)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
   terms = method.heldout_terms(params, state, b)
   target = np.asarray(b["image"][:, 4:12, 4:12], np.float64)
   pred = np.asarray(method.predict(params, state, b), np.float64)

@@ -22,7 +22,7 @@ def tiny(**kw):
 def _setup(method, n=32):
   src = toy_source(n=n, size=16)
   b = jax.tree.map(jnp.asarray, batches(method, src, 16, 1)[0])
-  params, state = method.init(jax.random.key(0), b)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
   return src, b, params, state
 
 
@@ -36,7 +36,7 @@ def test_networks_and_initialization_follow_the_paper():
   g = params["generator"]
   assert g["project"]["kernel"].shape == (100, 4 * 4 * 16)  # z -> 4 x 4 x (8 * 2)
   assert g["deconv0"]["kernel"].shape[:2] == (4, 4) and g["deconv1"]["kernel"].shape[-1] == 3
-  big = DCGAN(backbone=models.build_backbone("dcgan", widths=(64, 128, 256)), image_size=32)
+  big = DCGAN(backbone=models.build_backbone("dcgan", widths=(32, 64, 128)), image_size=32, generator_width=32)
   p, s = jax.jit(big.init)(jax.random.key(0), {"image": jnp.zeros((2, 32, 32, 3))})
   kernels = np.concatenate([np.ravel(x) for path, x in jax.tree_util.tree_leaves_with_path(p)
                             if "kernel" in jax.tree_util.keystr(path)])
