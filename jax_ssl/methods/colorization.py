@@ -37,7 +37,7 @@ import tensorflow as tf
 from jax_ssl import data, losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
-from jax_ssl.methods._common import eval_input, module_signature, square_view
+from jax_ssl.methods._common import Normalizer, eval_input, module_signature, square_view
 from jax_ssl.methods.mae import reconstruction_grid
 
 
@@ -118,9 +118,14 @@ class Colorization(Method):
     decoder_width: channels of the decoder's 3x3 convolution. flip_p: horizontal flips.
     eval_crop_fraction: centre-crop fraction of the evaluation view.
     temperature: annealed-mean temperature of the pictures (0.38).
-    mean, std: accepted for the common constructor; unused (the input is L - 50, as the paper).
+    trunk_input: "l": the trunk sees L - 50, one channel (the paper); "gray": the achromatic
+      sRGB image of the same lightness (`ops.lightness_to_gray`), normalized by `mean` / `std`,
+      three channels, so that the trunk can be shared with RGB tasks (`MultiTask`: Doersch &
+      Zisserman 2017 train colorization on one trunk with RGB tasks). Either way no colour reaches it.
+    mean, std: the "gray" input's normalization; unused for "l".
 
-  Batch: "l" [B, S, S, 1] (L - 50), "ab" [B, S/4, S/4, 2] (every 4th pixel, as the official code).
+  Batch: "l" [B, S, S, 1] (the trunk's input: L - 50, or [B, S, S, 3] for "gray"), "ab"
+  [B, S/4, S/4, 2] (every 4th pixel, as the official code).
   """
 
   name = "colorization"
@@ -130,8 +135,13 @@ class Colorization(Method):
                sigma: float = 5.0, lam: float = 0.5, prior_sigma: float = 5.0, prior_images: int = 10000,
                min_prior_images: int = 16, gray_threshold: float = 5.0, decoder_width: int = 128,
                flip_p: float = 0.5, eval_crop_fraction: float = 0.875, temperature: float = 0.38,
-               mean=None, std=None):
-    del mean, std
+               trunk_input: str = "l", mean=None, std=None):
+    if trunk_input not in ("l", "gray"):
+      raise ValueError(f"trunk_input must be 'l' or 'gray', got {trunk_input!r}")
+    if trunk_input == "gray" and (mean is None or std is None):
+      raise ValueError("trunk_input='gray' needs the RGB normalization (mean, std)")
+    self.trunk_input = trunk_input
+    self.gray_normalize = Normalizer(mean, std) if trunk_input == "gray" else None
     if image_size % self.stride:
       raise ValueError(f"image_size {image_size} is not a multiple of {self.stride} (the target grid)")
     self.bins = gamut_bins(grid)
@@ -144,9 +154,15 @@ class Colorization(Method):
     self.prior = None  # [Q] float64, from `prepare_source`
 
   # -- data
+  def trunk_view(self, lightness):
+    """TensorFlow: L [..., 1] (0..100) -> the trunk's input (L - 50, or the normalized grey RGB)."""
+    if self.trunk_input == "l":
+      return lightness - 50.0
+    return self.gray_normalize(ops.lightness_to_gray(lightness))
+
   def _lab_views(self, rgb):
     lab = ops.rgb_to_lab(rgb)
-    return {"l": lab[..., :1] - 50.0, "ab": lab[::self.stride, ::self.stride, 1:]}
+    return {"l": self.trunk_view(lab[..., :1]), "ab": lab[::self.stride, ::self.stride, 1:]}
 
   def make_views(self, example, seed):
     s_crop, s_flip = ops.split_seed(seed, 2)
@@ -158,7 +174,7 @@ class Colorization(Method):
     return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
 
   def eval_preprocess(self, image):
-    """The trunk's input: L - 50 of the evaluation view, [S, S, 1]."""
+    """The trunk's input of the evaluation view: L - 50 [S, S, 1] (or the normalized grey [S, S, 3])."""
     return self._lab_views(self.eval_view(image))["l"]
 
   def prepare_source(self, source):
@@ -241,7 +257,8 @@ class Colorization(Method):
     from skimage import color  # pylint: disable=g-import-not-at-top  (Lab -> RGB only)
 
     lab = ops.rgb_to_lab(tf.constant(rgb, tf.float32)).numpy().astype(np.float64)  # the trunk's own conversion
-    logits = jax.jit(self.bin_logits)(params, state, (lab[..., :1] - 50.0).astype(np.float32))
+    trunk_in = self.trunk_view(tf.constant(lab[..., :1], tf.float32)).numpy()
+    logits = jax.jit(self.bin_logits)(params, state, trunk_in)
     ab = losses.colorization_annealed_mean(logits, jnp.asarray(self.bins), temperature=self.temperature)
     ab = np.asarray(jax.image.resize(ab, (len(rgb),) + rgb.shape[1:3] + (2,), "bilinear"), np.float64)
     gray = np.concatenate([lab[..., :1], np.zeros_like(ab)], -1)
@@ -263,4 +280,5 @@ class Colorization(Method):
                                 title=f"Colorization T={self.temperature}", columns="L | colourized | original")]
 
   def signature(self):
-    return {"method": self.name, "model": module_signature(self.model), "grid": self.grid}
+    out = {"method": self.name, "model": module_signature(self.model), "grid": self.grid}
+    return {**out, "trunk_input": self.trunk_input} if self.trunk_input != "l" else out

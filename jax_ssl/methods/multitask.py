@@ -10,7 +10,7 @@ task's loss sees `{**its params, "backbone": trunk}`, so the gradients of all ta
 the trunk. Each example gives every task its own views (keys prefixed `name/`, seeds split
 per task); the tasks run one after the other in a step and the trunk's BatchNorm statistics
 pass from one to the next (each task normalises with its own batch, as separate forward
-passes do). Evaluation features are the trunk's, through the first task's `embed`.
+passes do). Evaluation features are the trunk's, through `eval_task`'s `embed` (default the first task).
 
 Restrictions, checked at construction: single-phase tasks without their own optimizer
 hooks, state updates, projections or dataset passes (an EMA target or prototypes would need
@@ -45,12 +45,15 @@ class MultiTask(Method):
     tasks: name -> a `Method`, or name -> keyword arguments of the registered method of that
       name (built with `backbone`, `mean`, `std`), in the order the tasks run.
     weights: name -> the weight of its loss (default 1 for every task).
+    eval_task: the task whose evaluation view and `embed` give the trunk's features (default the
+      first; config dicts sort their keys, so configs name it: an RGB task, not Colorization's grey input).
     backbone, mean, std: for tasks given as keyword arguments.
   """
 
   name = "multitask"
 
-  def __init__(self, *, tasks: Mapping, weights: Mapping | None = None, backbone=None, mean=None, std=None):
+  def __init__(self, *, tasks: Mapping, weights: Mapping | None = None, eval_task: str | None = None,
+               backbone=None, mean=None, std=None):
     from jax_ssl.methods import REGISTRY  # pylint: disable=g-import-not-at-top  (the registry imports this file)
 
     if not tasks:
@@ -73,7 +76,10 @@ class MultiTask(Method):
     unknown = sorted(set(weights or {}) - set(self.tasks))
     if unknown:
       raise ValueError(f"multitask: weights for unknown tasks {unknown}; tasks: {list(self.tasks)}")
-    self.first = next(iter(self.tasks.values()))
+    if eval_task is not None and eval_task not in self.tasks:
+      raise ValueError(f"multitask: eval_task {eval_task!r} is not a task; tasks: {list(self.tasks)}")
+    self.eval_name = eval_task or next(iter(self.tasks))
+    self.first = self.tasks[self.eval_name]
     self.normalize = getattr(self.first, "normalize", None)
 
   # -- data
@@ -146,16 +152,20 @@ class MultiTask(Method):
     return total, ({"trunk": trunk_stats, "tasks": new_tasks}, metrics)
 
   def embed(self, params, state, images):
-    p, s = self._task_trees(params, state, next(iter(self.tasks)), state["trunk"])
+    p, s = self._task_trees(params, state, self.eval_name, state["trunk"])
     return self.first.embed(p, s, images)
 
   def embed_blocks(self, params, state, images):
-    p, s = self._task_trees(params, state, next(iter(self.tasks)), state["trunk"])
+    p, s = self._task_trees(params, state, self.eval_name, state["trunk"])
     return self.first.embed_blocks(p, s, images)
 
   def backbone_variables(self, params, state):  # the one shared trunk
     out = {"params": params["trunk"]}
     return {**out, "batch_stats": state["trunk"]} if state["trunk"] else out
+
+  def restored(self, params, state):  # each task sees its own restored trees (Colorization's prior)
+    for name, task in self.tasks.items():
+      task.restored(*self._task_trees(params, state, name, state["trunk"]))
 
   def check_metrics(self, metrics):
     for name, task in self.tasks.items():

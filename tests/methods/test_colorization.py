@@ -30,6 +30,26 @@ def test_rgb_to_lab_equals_skimage_eagerly_and_in_tf_data():
   np.testing.assert_allclose(in_pipeline, want, atol=2e-3)
 
 
+def test_lightness_to_gray_is_the_achromatic_colour_of_that_lightness():
+  lightness = np.linspace(0, 100, 101, dtype=np.float32)[:, None]
+  gray = ops.lightness_to_gray(tf.constant(lightness)).numpy()
+  want = color.lab2rgb(np.concatenate([lightness, np.zeros((101, 2), np.float32)], -1)[None].astype(np.float64))[0]
+  np.testing.assert_allclose(gray, want, atol=2e-4)  # dark greys too (the linear segments)
+  np.testing.assert_allclose(ops.rgb_to_lab(tf.constant(gray)).numpy()[:, 0], lightness[:, 0], atol=1e-2)
+  # The "gray" trunk input: images of the same L and different colours look the same to the trunk.
+  method = tiny(trunk_input="gray", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+  rgb = np.random.default_rng(0).random((4, 4, 3)).astype(np.float32)
+  lab = color.rgb2lab(rgb.astype(np.float64))
+  other = np.clip(color.lab2rgb(np.concatenate([lab[..., :1], -lab[..., 1:] * 0.5], -1)), 0, 1).astype(np.float32)
+  a = method._lab_views(tf.constant(rgb))["l"].numpy()
+  b = method._lab_views(tf.constant(other))["l"].numpy()
+  assert a.shape == (4, 4, 3)
+  keep = np.abs(color.rgb2lab(other.astype(np.float64))[..., 0] - lab[..., 0]) < 0.05  # unclipped pixels
+  np.testing.assert_allclose(a[keep], b[keep], atol=2e-3)
+  with pytest.raises(ValueError, match="needs the RGB normalization"):
+    tiny(trunk_input="gray")
+
+
 def test_gamut_bins_are_the_ab_cells_srgb_colours_fall_in():
   bins = gamut_bins(10)
   assert bins.shape == (261, 2) and np.all(bins % 10 == 0)

@@ -121,10 +121,11 @@ def test_heldout_scores_picture_and_backbone(tmp_path):
 @pytest.mark.slow
 def test_short_real_data_run_beats_the_mean_fill():
   train_src, test_src = cifar_subset(512), cifar_subset(256, split="test")
-  method = ContextEncoder(backbone=models.build_backbone("dcgan", widths=(32, 64, 128)), image_size=32, overlap=1,
-                          bottleneck=256, decoder_width=32, disc_widths=(32, 64), mean=(0.49, 0.48, 0.45))
+  method = ContextEncoder(backbone=models.build_backbone("dcgan", widths=(16, 32, 64)), image_size=32, overlap=1,
+                          bottleneck=128, decoder_width=16, disc_widths=(16, 32), mean=(0.49, 0.48, 0.45))
   trained, ms = run_steps(method, optax.adam(2e-4, b1=0.5), batches(method, train_src, 64, 60), jax.devices()[:1])
   scores = evaluate.pretext_scores(method, trained.params, trained.state, test_src, batch_size=128)
   first, last = np.mean([m["generator/l2"] for m in ms[:5]]), np.mean([m["generator/l2"] for m in ms[-5:]])
+  # Measured (AMD EPYC): L2 0.235 -> 0.099; held-out hole 0.0349 vs 0.0548 for the mean fill (0.64).
   assert last < 0.7 * first, (first, last)
   assert scores["hole_mse"] < 0.8 * scores["mean_fill_mse"], scores  # the bar: 20% below the mean fill

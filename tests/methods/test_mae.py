@@ -24,7 +24,7 @@ def tiny(**kw):
 def _init(method, n=4):
   src = toy_source(n=8)
   b = batches(method, src, n, 1)[0]
-  return b, *method.init(jax.random.key(0), b)
+  return b, *jax.jit(method.init)(jax.random.key(0), b)
 
 
 def test_encoder_sees_only_the_visible_patches_and_the_loss_counts_removed_ones():

@@ -56,3 +56,25 @@ def test_tasks_that_cannot_share_a_trunk_are_refused():
     methods.MultiTask(tasks=dict(nope={}), backbone=bb)
   with pytest.raises(ValueError, match="weights for unknown tasks"):
     methods.MultiTask(tasks=dict(rotnet=dict(image_size=16)), weights=dict(jigsaw=1.0), backbone=bb)
+
+
+def test_colorization_shares_an_rgb_trunk_through_its_grey_input():
+  # Colorization with trunk_input="gray" feeds the trunk the achromatic RGB image of L, so it can
+  # share RotNet's RGB trunk; its colour prior comes from the shared source and survives a restore.
+  mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+  tasks = dict(rotnet=dict(image_size=16, pad_crop=2),
+               colorization=dict(image_size=16, decoder_width=8, trunk_input="gray", min_prior_images=4))
+  method = methods.MultiTask(tasks=tasks, backbone=models.build_backbone("convnet", widths=(8, 8)), mean=mean, std=std)
+  src = method.prepare_source(toy_source(n=16, size=16))
+  color = method.tasks["colorization"]
+  assert color.prior is not None
+  b = jax.tree.map(jnp.asarray, batches(method, src, 8, 1)[0])
+  assert b["colorization/l"].shape == (8, 16, 16, 3) and b["rotnet/rotations"].shape[-1] == 3
+  x = np.asarray(b["colorization/l"]) * 0.25 + 0.5  # un-normalized: grey, no colour reaches the trunk
+  np.testing.assert_allclose(x[..., 0], x[..., 2], atol=1e-6)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
+  loss, (new_state, m) = jax.jit(method.loss)(params, state, b, jax.random.key(1), 0)
+  np.testing.assert_allclose(float(loss), float(m["rotnet/loss"] + m["colorization/loss"]), rtol=1e-6)
+  fresh = methods.MultiTask(tasks=tasks, backbone=models.build_backbone("convnet", widths=(8, 8)), mean=mean, std=std)
+  fresh.restored(params, new_state)
+  np.testing.assert_allclose(fresh.tasks["colorization"].prior, color.prior, rtol=1e-6)

@@ -160,6 +160,18 @@ def rgb_to_lab(image) -> tf.Tensor:
   return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
+def lightness_to_gray(lightness) -> tf.Tensor:
+  """CIE L (0..100) ``[..., 1]`` -> the achromatic sRGB colour of that lightness ``[..., 3]`` in
+  ``[0, 1]`` (a = b = 0): the inverse of `rgb_to_lab` for greys (``Y = f^-1((L + 16) / 116)``,
+  linear RGB = Y for D65 white, then the sRGB transfer curve). The grey image a colour-blind
+  trunk sees when Colorization shares it with RGB tasks."""
+  fy = (tf.cast(lightness, tf.float32) + 16.0) / 116.0
+  y = tf.where(fy > 0.20689656, fy ** 3, (fy - 16.0 / 116.0) / 7.787)  # 0.2069 = 0.008856 ** (1/3)
+  y = tf.clip_by_value(y, 0.0, 1.0)
+  srgb = tf.where(y > 0.0031308, 1.055 * tf.pow(tf.maximum(y, 0.0031308), 1.0 / 2.4) - 0.055, 12.92 * y)
+  return tf.concat([srgb] * 3, axis=-1)
+
+
 def random_grayscale(image, seed, p: float = 0.2) -> tf.Tensor:
   """Converts to grayscale (3 channels kept) with probability ``p``."""
   return tf.cond(_bernoulli(seed, p), lambda: grayscale(image), lambda: image)
