@@ -20,7 +20,9 @@ Variants (the argument after the colon):
     sRGB image of each crop's lightness (`trunk_input="gray"`, normalized as the RGB tasks) so
     both tasks share the RGB trunk; its colour prior comes from the training images.
     python experiments/main.py --config experiments/configs/multitask_cifar10.py:color_quick --workdir runs/multitask_color
-    Same trunk and schedule as `quick`. Trained for two steps by the tests; not yet measured.
+    Same trunk and schedule as `quick`. Measured on this 2-core CPU (2026-12-03, test split):
+    415 s training, 65 s evaluation; kNN k=20 39.53 vs 27.04 for the random-init trunk (RotNet
+    alone, rotnet_cifar10.py:quick: 34.51), linear 42.97 vs 30.58. Not tuned (one run).
 """
 
 import ml_collections
