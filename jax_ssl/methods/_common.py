@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Sequence
 
 import flax.linen as nn
@@ -86,6 +87,32 @@ def eval_input(image, *, size: int, normalize: Normalizer | None, crop_fraction:
   """The evaluation view (centre crop, no augmentation), normalized unless `normalize` is None."""
   view = center_view(image, size=size, crop_fraction=crop_fraction)
   return view if normalize is None else normalize(view)
+
+
+def save_image_grid(panels, path: str, *, min_side: int = 48, pad: int = 2, title: str = "") -> str:
+  """Saves images [R, C, H, W, 3] in [0, 1] as one PNG grid (R rows, C columns) and returns `path`.
+
+  Small images are enlarged (nearest) to at least `min_side` pixels so that their pixels stay
+  visible; `title` is written in a strip above the grid.
+  """
+  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
+
+  panels = np.asarray(panels, np.float32)
+  rows, cols, side = panels.shape[0], panels.shape[1], panels.shape[2]
+  zoom = max(1, int(np.ceil(min_side / side)))
+  head = 16 if title else 0
+  cell = side * zoom + pad
+  canvas = np.ones((head + rows * cell + pad, cols * cell + pad, 3), np.float32)
+  for r in range(rows):
+    for c in range(cols):
+      top, left = head + pad + r * cell, pad + c * cell
+      canvas[top:top + side * zoom, left:left + side * zoom] = np.repeat(np.repeat(panels[r, c], zoom, 0), zoom, 1)
+  out = Image.fromarray((np.clip(canvas, 0, 1) * 255).round().astype(np.uint8))
+  if title:
+    ImageDraw.Draw(out).text((pad, 2), title, fill=(0, 0, 0))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  out.save(path)
+  return path
 
 
 def split_views(z, n: int):

@@ -7,6 +7,8 @@
 * `Prototypes`: unit-norm prototypes (SwAV; SMoG, MSN, DeepCluster-v2 next): projection after
   every update, a frozen parameter group for the first steps, collapse statistics.
 * `encode_multicrop`: multi-crop encoding grouped by resolution (SwAV; DINO, MSN next).
+* `Adversary`: a discriminator's BCE phase on real vs generated batches and the generator's
+  adversarial loss (Context Encoders, DCGAN).
 
 A method holds the parts it needs as attributes and keeps its own parameter / state layout.
 """
@@ -19,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_ssl import losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import ParamGroup
 from jax_ssl.methods._ema import ema_decay, ema_decay_linear, ema_update
@@ -30,11 +33,52 @@ def l2_normalize(x, axis=-1, eps=1e-12):
 
 
 def apply_bn(module: nn.Module, variables: dict, *args, train: bool, **kwargs):
-  """``module.apply`` that returns ``(out, batch_stats)`` (batch_stats unchanged in eval mode)."""
+  """``module.apply`` that returns ``(out, batch_stats)`` (batch_stats unchanged in eval mode;
+  ``{}`` for a module without BatchNorm)."""
   if not train:
-    return module.apply(variables, *args, train=False, **kwargs), variables["batch_stats"]
+    return module.apply(variables, *args, train=False, **kwargs), variables.get("batch_stats", {})
   out, upd = module.apply(variables, *args, train=True, mutable=["batch_stats"], **kwargs)
-  return out, upd["batch_stats"]
+  return out, upd.get("batch_stats", {})
+
+
+def with_batch_stats(state: dict, name: str, stats) -> dict:
+  """`state` with ``state["batch_stats"][name]`` replaced by `stats`."""
+  return {**state, "batch_stats": {**state["batch_stats"], name: stats}}
+
+
+class Adversary:
+  """A discriminator as a method part (Context Encoders, DCGAN).
+
+  Its parameters live under ``params["discriminator"]``, its training-mode statistics under
+  ``state["batch_stats"]["discriminator"]``. Every pass is in training mode on its own batch (the
+  official Torch code's separate forward passes for real and generated images).
+  """
+
+  def __init__(self, module: nn.Module):
+    self.module = module
+
+  def init(self, rng, x):
+    """(params, batch_stats) of the discriminator for inputs shaped like `x`."""
+    v = self.module.init(rng, x, train=True)
+    return v["params"], v.get("batch_stats", {})
+
+  def logits(self, params, stats, x):
+    return apply_bn(self.module, {"params": params["discriminator"], "batch_stats": stats}, x, train=True)
+
+  def discriminator_loss(self, params, state, real, fake):
+    """`losses.gan_discriminator_loss` of `real` vs `stop_gradient(fake)` -> (loss, (state with the
+    discriminator's statistics moved by both passes, {"d_real", "d_fake"}: mean D outputs))."""
+    real_logits, stats = self.logits(params, state["batch_stats"]["discriminator"], real)
+    fake_logits, stats = self.logits(params, stats, jax.lax.stop_gradient(fake))
+    metrics = {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
+    return (losses.gan_discriminator_loss(real_logits, fake_logits),
+            (with_batch_stats(state, "discriminator", stats), metrics))
+
+  def generator_loss(self, params, state, fake):
+    """(`losses.gan_generator_loss` of `fake`, mean D output on it); the discriminator's
+    statistics are left as they are (they move in its own phase)."""
+    logits, _ = self.logits(params, state["batch_stats"]["discriminator"], fake)
+    return losses.gan_generator_loss(logits), jnp.mean(jax.nn.sigmoid(logits))
 
 
 class EMATarget:

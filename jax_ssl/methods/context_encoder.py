@@ -50,6 +50,7 @@ import tensorflow as tf
 from jax_ssl import losses, models
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method, Phase
+from jax_ssl.methods._parts import Adversary, apply_bn, with_batch_stats
 from jax_ssl.methods._common import eval_input, module_signature, square_view
 from jax_ssl.methods.mae import reconstruction_grid
 
@@ -138,6 +139,7 @@ class ContextEncoder(Method):
       self.hole = self.weights = None
     self.model = ContextEncoderNet(backbone, out_size=self.side, bottleneck=bottleneck, width=decoder_width)
     self.disc = models.DCGANDiscriminator(models.DCGANEncoder(widths=tuple(int(w) for w in disc_widths)))
+    self.adversary = Adversary(self.disc)
 
   # -- data
   def _view(self, image, seed):
@@ -181,35 +183,19 @@ class ContextEncoder(Method):
     g = self.model.init(r_g, context, train=True)
     params, stats = {"generator": g["params"]}, {"generator": g["batch_stats"]}
     if self.adversarial:
-      d = self.disc.init(r_d, target, train=True)
-      params["discriminator"], stats["discriminator"] = d["params"], d.get("batch_stats", {})
+      params["discriminator"], stats["discriminator"] = self.adversary.init(r_d, target)
     return params, {"batch_stats": stats}
 
   def _generate(self, params, state, context, *, train: bool):
-    variables = {"params": params["generator"], "batch_stats": state["batch_stats"]["generator"]}
-    if not train:  # (the generator always has BatchNorm: its bottleneck and decoder)
-      return self.model.apply(variables, context, train=False), None
-    pred, upd = self.model.apply(variables, context, train=True, mutable=["batch_stats"])
-    return pred, upd["batch_stats"]
-
-  def _discriminate(self, params, stats, x):
-    logits, upd = self.disc.apply({"params": params["discriminator"], "batch_stats": stats}, x, train=True,
-                                  mutable=["batch_stats"])
-    return logits, {"batch_stats": upd.get("batch_stats", {})}
-
-  def _with_stats(self, state, name, stats):
-    return {**state, "batch_stats": {**state["batch_stats"], name: stats}}
+    return apply_bn(self.model, {"params": params["generator"], "batch_stats": state["batch_stats"]["generator"]},
+                    context, train=train)
 
   def discriminator_loss(self, params, state, batch, rng, step):
     """The discriminator's BCE on the real target vs the (fixed) generator's prediction."""
     del rng, step
     context, target, _, _ = self._task(batch)
     fake, _ = self._generate(params, state, context, train=True)  # the generator's statistics move in its own phase
-    real_logits, upd = self._discriminate(params, state["batch_stats"]["discriminator"], target)
-    fake_logits, upd = self._discriminate(params, upd["batch_stats"], jax.lax.stop_gradient(fake))
-    loss = losses.gan_discriminator_loss(real_logits, fake_logits)
-    metrics = {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
-    return loss, (self._with_stats(state, "discriminator", upd["batch_stats"]), metrics)
+    return self.adversary.discriminator_loss(params, state, target, fake)
 
   def generator_loss(self, params, state, batch, rng, step):
     """``l2_weight`` x weighted L2 + ``(1 - l2_weight)`` x the non-saturating adversarial loss."""
@@ -222,11 +208,10 @@ class ContextEncoder(Method):
                "hole_mse": sums[0] / jnp.maximum(sums[1], 1.0)}
     loss = l2
     if self.adversarial:
-      fake_logits, _ = self._discriminate(params, state["batch_stats"]["discriminator"], pred)
-      adv = losses.gan_generator_loss(fake_logits)
+      adv, _ = self.adversary.generator_loss(params, state, pred)
       loss = l2 + (1.0 - self.l2_weight) * adv
       metrics["adv"] = adv
-    return loss, (self._with_stats(state, "generator", g_stats), metrics)
+    return loss, (with_batch_stats(state, "generator", g_stats), metrics)
 
   def phases(self):
     if not self.adversarial:

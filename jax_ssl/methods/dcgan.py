@@ -25,7 +25,6 @@ discriminator's too). `write_artifacts` writes samples.png: an 8 x 8 grid of gen
 from __future__ import annotations
 
 import functools
-import math
 import os
 
 import flax.linen as nn
@@ -33,10 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_ssl import losses, models, parallel
+from jax_ssl import models, parallel
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method, Phase
-from jax_ssl.methods._common import eval_input, module_signature, square_view
+from jax_ssl.methods._parts import Adversary, apply_bn, with_batch_stats
+from jax_ssl.methods._common import eval_input, module_signature, save_image_grid, square_view
 
 
 class DCGAN(Method):
@@ -67,6 +67,7 @@ class DCGAN(Method):
     self.gen = models.DCGANGenerator(image_size=image_size, width=generator_width)
     self.gen.num_upsamplings  # noqa: B018  (validates image_size)
     self.disc = models.DCGANDiscriminator(backbone)
+    self.adversary = Adversary(self.disc)
 
   # -- data
   def make_views(self, example, seed):
@@ -91,40 +92,25 @@ class DCGAN(Method):
     r_z, r_g, r_d = jax.random.split(rng, 3)
     image = jnp.asarray(batch["image"])
     g = self.gen.init(r_g, self.sample_z(r_z, len(image)), train=True)
-    d = self.disc.init(r_d, image, train=True)
-    d_stats = d.get("batch_stats", {})
-    return ({"generator": g["params"], "discriminator": d["params"]},
+    d_params, d_stats = self.adversary.init(r_d, image)
+    return ({"generator": g["params"], "discriminator": d_params},
             {"batch_stats": {"generator": g["batch_stats"], "discriminator": d_stats}, "feature_stats": d_stats})
 
   def _generate(self, params, state, z):
-    fake, upd = self.gen.apply({"params": params["generator"], "batch_stats": state["batch_stats"]["generator"]}, z,
-                               train=True, mutable=["batch_stats"])
-    return fake, upd["batch_stats"]
-
-  def _discriminate(self, params, stats, x):
-    logits, upd = self.disc.apply({"params": params["discriminator"], "batch_stats": stats}, x, train=True,
-                                  mutable=["batch_stats"])
-    return logits, upd.get("batch_stats", {})
-
-  def _with_stats(self, state, name, stats):
-    return {**state, "batch_stats": {**state["batch_stats"], name: stats}}
+    return apply_bn(self.gen, {"params": params["generator"], "batch_stats": state["batch_stats"]["generator"]}, z,
+                    train=True)
 
   def discriminator_loss(self, params, state, batch, rng, step):
     del step
     real = batch["image"]
     fake, _ = self._generate(params, state, self.sample_z(rng, len(real)))  # the generator's statistics move in its phase
-    real_logits, stats = self._discriminate(params, state["batch_stats"]["discriminator"], real)
-    fake_logits, stats = self._discriminate(params, stats, jax.lax.stop_gradient(fake))
-    loss = losses.gan_discriminator_loss(real_logits, fake_logits)
-    metrics = {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
-    return loss, (self._with_stats(state, "discriminator", stats), metrics)
+    return self.adversary.discriminator_loss(params, state, real, fake)
 
   def generator_loss(self, params, state, batch, rng, step):
     del step
     fake, g_stats = self._generate(params, state, self.sample_z(rng, len(batch["image"])))
-    fake_logits, _ = self._discriminate(params, state["batch_stats"]["discriminator"], fake)
-    loss = losses.gan_generator_loss(fake_logits)
-    return loss, (self._with_stats(state, "generator", g_stats), {"d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))})
+    loss, d_fake = self.adversary.generator_loss(params, state, fake)
+    return loss, (with_batch_stats(state, "generator", g_stats), {"d_fake": d_fake})
 
   def phases(self):
     return (Phase("discriminator", self.discriminator_loss, key="discriminator"),
@@ -151,9 +137,8 @@ class DCGAN(Method):
     flattened and repeated for each image [B, F]: a BatchNorm layer started from zero running
     statistics holds (1 - momentum) x the batch's after one training-mode pass."""
     zeros = jax.tree.map(jnp.zeros_like, state["feature_stats"])
-    _, upd = self.disc.apply({"params": params["discriminator"], "batch_stats": zeros}, images, train=True,
-                             mutable=["batch_stats"])
-    flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(upd["batch_stats"])]) / (1.0 - 0.9)
+    _, stats = self.adversary.logits(params, zeros, images)
+    flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(stats)]) / (1.0 - 0.9)
     return jnp.broadcast_to(flat, (len(images), flat.size))
 
   def calibrate(self, params, state, source, *, mesh=None):
@@ -183,22 +168,9 @@ class DCGAN(Method):
 
   def write_artifacts(self, workdir, *, params, state, source, heldout=None):
     """samples.png: an 8 x 8 grid of generated images (fixed z)."""
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-
     del source, heldout
     imgs = self.samples(params, state, 64)
-    side, pad, cols = imgs.shape[1], 2, 8
-    zoom = max(1, int(math.ceil(64 / side)))
-    cell = side * zoom + pad
-    canvas = np.ones((pad + 8 * cell, pad + cols * cell, 3), np.float32)
-    for i, img in enumerate(imgs):
-      r, c = divmod(i, cols)
-      canvas[pad + r * cell:pad + r * cell + side * zoom, pad + c * cell:pad + c * cell + side * zoom] = \
-          np.repeat(np.repeat(img, zoom, 0), zoom, 1)
-    path = os.path.join(workdir, "samples.png")
-    os.makedirs(workdir, exist_ok=True)
-    Image.fromarray((canvas * 255).round().astype(np.uint8)).save(path)
-    return [path]
+    return [save_image_grid(imgs.reshape((8, 8) + imgs.shape[1:]), os.path.join(workdir, "samples.png"), min_side=64)]
 
   def signature(self):
     return {"method": self.name, "generator": module_signature(self.gen), "discriminator": module_signature(self.disc),

@@ -31,7 +31,7 @@ import tensorflow as tf
 from jax_ssl import data, losses, models
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
-from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature
+from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature, save_image_grid
 
 
 class Exemplar(Method):
@@ -129,8 +129,6 @@ class Exemplar(Method):
   def write_artifacts(self, workdir, *, params, state, source, heldout=None):
     """surrogate_classes.png (8 seeds, each with 7 members of its class) and surrogate.json
     (held-out surrogate accuracy on new transformations of the `source` seeds, and chance)."""
-    from PIL import Image  # pylint: disable=g-import-not-at-top
-
     del heldout
     seeds = self.prepare_source(source)
     acc = self.surrogate_accuracy(params, state, seeds)
@@ -140,19 +138,11 @@ class Exemplar(Method):
     with open(json_path, "w") as f:
       json.dump(out, f, indent=2)
     idx = np.linspace(0, len(seeds) - 1, min(8, len(seeds))).round().astype(int)
-    p, q, pad = self.patch, self.patch // 2, 2
-    zoom = max(1, 48 // p)
-    cell = p * zoom + pad
-    canvas = np.ones((pad + len(idx) * cell, pad + 8 * cell, 3), np.float32)
-    for r, i in enumerate(idx):
-      window = seeds.images[i]
-      members = [window[q:q + p, q:q + p] / 255.0] + [
-          self.transform(tf.constant(window), tf.constant([int(i), k], tf.int64)).numpy() for k in range(7)]
-      for c, img in enumerate(members):
-        canvas[pad + r * cell:pad + r * cell + p * zoom, pad + c * cell:pad + c * cell + p * zoom] = \
-            np.repeat(np.repeat(img, zoom, 0), zoom, 1)
-    png = os.path.join(workdir, "surrogate_classes.png")
-    Image.fromarray((canvas * 255).round().astype(np.uint8)).save(png)
+    p, q = self.patch, self.patch // 2
+    rows = [[seeds.images[i][q:q + p, q:q + p] / 255.0] +
+            [self.transform(tf.constant(seeds.images[i]), tf.constant([int(i), k], tf.int64)).numpy() for k in range(7)]
+            for i in idx]
+    png = save_image_grid(np.asarray(rows), os.path.join(workdir, "surrogate_classes.png"))
     return [png, json_path]
 
   def signature(self):

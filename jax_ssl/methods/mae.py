@@ -36,7 +36,7 @@ import tensorflow as tf
 from jax_ssl import losses
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
-from jax_ssl.methods._common import Normalizer, eval_input, module_signature
+from jax_ssl.methods._common import Normalizer, eval_input, module_signature, save_image_grid
 from jax_ssl.models import Encoder, ViT, sincos_2d_posemb
 
 
@@ -253,25 +253,8 @@ def reconstruction_grid(source, fn, preprocess, path: str, *, num_images: int = 
   input, TensorFlow), `fn` (batch -> the three [B, H, W, 3] arrays in [0, 1]); small images are
   enlarged (nearest) to `min_side` pixels so that patches stay visible.
   """
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
-
   n = min(num_images, len(source))
   idx = np.linspace(0, len(source) - 1, n).round().astype(int)
   x = np.stack([preprocess(tf.constant(source.image(int(i)))).numpy() for i in idx]).astype(np.float32)
-  panels = [np.asarray(a) for a in fn(x)]
-  side = x.shape[1]
-  zoom = max(1, int(math.ceil(min_side / side)))
-  pad, head = 4, 16 if title else 0
-  cell = side * zoom + pad
-  canvas = np.ones((head + n * cell + pad, 3 * cell + pad, 3), np.float32)
-  for r in range(n):
-    for c, panel in enumerate(panels):
-      img = np.repeat(np.repeat(panel[r], zoom, axis=0), zoom, axis=1)
-      top, left = head + pad + r * cell, pad + c * cell
-      canvas[top:top + side * zoom, left:left + side * zoom] = img
-  out = Image.fromarray((canvas * 255).round().astype(np.uint8))
-  if title:
-    ImageDraw.Draw(out).text((pad, 2), f"{title}: {columns}", fill=(0, 0, 0))
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  out.save(path)
-  return path
+  panels = np.stack([np.asarray(a, np.float32) for a in fn(x)], axis=1)  # [n, 3, H, W, 3]
+  return save_image_grid(panels, path, min_side=min_side, pad=4, title=f"{title}: {columns}" if title else "")

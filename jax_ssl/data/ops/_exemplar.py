@@ -23,7 +23,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data.ops import _base as _ops
+from jax_ssl.data.ops._base import _uniform, split_seed  # pylint: disable=protected-access
 
 
 def pixel_pca(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,10 +37,10 @@ def pixel_pca(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _affine(seed, size: int, window: int, *, translation: float, scale, rotation: float):
   """ImageProjectiveTransformV3 parameters mapping output pixel (x, y) of a `size` patch to the
   window: centre + shift + s R(theta) (p - output centre)."""
-  s_t, s_s, s_r = _ops.split_seed(seed, 3)
-  t = _ops._uniform(s_t, [2], -translation * size, translation * size)  # pylint: disable=protected-access
-  s = _ops._uniform(s_s, (), scale[0], scale[1])  # pylint: disable=protected-access
-  th = _ops._uniform(s_r, (), -math.radians(rotation), math.radians(rotation))  # pylint: disable=protected-access
+  s_t, s_s, s_r = split_seed(seed, 3)
+  t = _uniform(s_t, [2], -translation * size, translation * size)
+  s = _uniform(s_s, (), scale[0], scale[1])
+  th = _uniform(s_r, (), -math.radians(rotation), math.radians(rotation))
   co, cw = (size - 1) / 2.0, (window - 1) / 2.0
   cos, sin = s * tf.cos(th), s * tf.sin(th)
   return tf.stack([cos, -sin, cw + t[0] - (cos * co - sin * co), sin, cos, cw + t[1] - (sin * co + cos * co),
@@ -52,7 +52,7 @@ def exemplar_transform(window, seed, *, size: int, pca_mean, pca_axes, translati
                        sv_mult=(0.7, 1.4), sv_add=(-0.1, 0.1), hue: float = 0.1) -> tf.Tensor:
   """One random member of a seed's surrogate class: float window [W, W, 3] in [0, 1] (the seed
   patch at its centre, half its side) -> patch [size, size, 3] in [0, 1], stateless in `seed`."""
-  s_geo, s_pc, s_pow, s_mult, s_add, s_hue = _ops.split_seed(seed, 6)
+  s_geo, s_pc, s_pow, s_mult, s_add, s_hue = split_seed(seed, 6)
   w = int(window.shape[0])
   params = _affine(s_geo, size, w, translation=translation, scale=scale, rotation=rotation)
   patch = tf.raw_ops.ImageProjectiveTransformV3(
@@ -60,14 +60,14 @@ def exemplar_transform(window, seed, *, size: int, pca_mean, pca_axes, translati
       fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")[0]
   # Contrast 1: scale the principal-component coordinates of every pixel.
   mean, axes = tf.constant(pca_mean, tf.float32), tf.constant(pca_axes, tf.float32)
-  factors = _ops._uniform(s_pc, [3], pc_scale[0], pc_scale[1])  # pylint: disable=protected-access
+  factors = _uniform(s_pc, [3], pc_scale[0], pc_scale[1])
   patch = tf.clip_by_value(((patch - mean) @ axes * factors) @ tf.transpose(axes) + mean, 0.0, 1.0)
   # Contrast 2 and colour, in HSV.
   hsv = tf.image.rgb_to_hsv(patch)
-  power = tf.exp(_ops._uniform(s_pow, [2], math.log(sv_power[0]), math.log(sv_power[1])))  # pylint: disable=protected-access
-  mult = _ops._uniform(s_mult, [2], sv_mult[0], sv_mult[1])  # pylint: disable=protected-access
-  add = _ops._uniform(s_add, [2], sv_add[0], sv_add[1])  # pylint: disable=protected-access
+  power = tf.exp(_uniform(s_pow, [2], math.log(sv_power[0]), math.log(sv_power[1])))
+  mult = _uniform(s_mult, [2], sv_mult[0], sv_mult[1])
+  add = _uniform(s_add, [2], sv_add[0], sv_add[1])
   sv = tf.clip_by_value(tf.pow(hsv[..., 1:], power) * mult + add, 0.0, 1.0)
-  h = tf.math.floormod(hsv[..., :1] + _ops._uniform(s_hue, (), -hue, hue), 1.0)  # pylint: disable=protected-access
+  h = tf.math.floormod(hsv[..., :1] + _uniform(s_hue, (), -hue, hue), 1.0)
   out = tf.image.hsv_to_rgb(tf.concat([h, sv], -1))
   return tf.ensure_shape(tf.clip_by_value(out, 0.0, 1.0), [size, size, 3])
