@@ -55,6 +55,10 @@ CONTRACT = {
     "dcgan": ("dcgan_cifar10", "quick", dict(image_size=16, generator_width=8, calibration_batch=16), 16),
     "exemplar": ("exemplar_cifar10", "quick", dict(patch=8, num_seeds=32, head_hidden_dims=(16,), eval_size=16,
                                                    min_pca_images=4), 16),
+    "damaged_jigsaw": ("damaged_jigsaw_cifar10", "quick", dict(resize=32, crop=30, tile=8, embed_dim=16,
+                                                             head_hidden_dims=(16,), num_permutations=10,
+                                                             color_width=8, decoder_width=8, eval_size=16,
+                                                             min_prior_images=4), 32),
     "msn": ("msn_cifar10", "quick", dict(image_size=16, focal_size=8, focal_views=2, proj_hidden_dims=(16,),
                                          proj_dim=8, num_prototypes=12), 16),
 }
@@ -180,11 +184,20 @@ def _save_like_the_trainer(ran, directory):
   ckpt.close()
 
 
-def test_load_rebuilds_the_method_from_the_checkpoint_alone(ran, tmp_path):
+def _loaded(ran, tmp_path_factory):
+  """`pretrained.load` of `ran`'s step 2 saved like the trainer, once per method and worker
+  (the load and export tests share it)."""
+  def make():
+    directory = str(tmp_path_factory.mktemp(f"saved_{ran['name']}"))
+    _save_like_the_trainer(ran, directory)
+    return pretrained.load(directory)
+  return once(("loaded", ran["name"]), make)
+
+
+def test_load_rebuilds_the_method_from_the_checkpoint_alone(ran, tmp_path_factory):
   """`jax_ssl.load` needs no data: zeros of the stored shapes initialize the network, the
   checkpoint fills it, and `embed` gives the evaluation's features exactly."""
-  _save_like_the_trainer(ran, str(tmp_path))
-  model = pretrained.load(str(tmp_path))
+  model = _loaded(ran, tmp_path_factory)
   assert model.step == 2 and model.method.signature() == ran["method"].signature()
   for got, want in ((model.params, ran["s8"].params), (model.state, ran["s8"].state)):
     assert jax.tree.structure(got) == jax.tree.structure(want)
@@ -195,10 +208,9 @@ def test_load_rebuilds_the_method_from_the_checkpoint_alone(ran, tmp_path):
   np.testing.assert_array_equal(model.embed(head.images), want)
 
 
-def test_exported_backbone_reloads_with_identical_features(ran, tmp_path):
+def test_exported_backbone_reloads_with_identical_features(ran, tmp_path, tmp_path_factory):
   """The backbone alone (`export_backbone`) in a fresh `models` module gives `embed`'s features."""
-  _save_like_the_trainer(ran, str(tmp_path))
-  model = pretrained.load(str(tmp_path))
+  model = _loaded(ran, tmp_path_factory)
   written = model.export_backbone(str(tmp_path / "export" / "backbone"))
   assert all(os.path.exists(p) for p in written)
   module, variables, card = pretrained.load_backbone(str(tmp_path / "export" / "backbone"))

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.imagenet_smoke, pytest.mark.xdist_gr
 
 CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagenet", "s"),
            ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
+           ("damaged_jigsaw_imagenet", "full"),
            ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full"),
            ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px")]
 

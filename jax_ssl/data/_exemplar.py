@@ -17,7 +17,8 @@ def _box_sums(a: np.ndarray, side: int) -> np.ndarray:
   return c[side:, side:] - c[:-side, side:] - c[side:, :-side] + c[:-side, :-side]
 
 
-def exemplar_seeds(source: ArraySource, num: int, *, patch: int, max_region: float = 0.5, seed: int = 0) -> ArraySource:
+def exemplar_seeds(source: ArraySource, num: int, *, patch: int, max_region: float = 0.5, seed: int = 0,
+                   one_per_image: bool = False) -> ArraySource:
   """`num` seeds as a source of windows uint8 [num, 2 patch, 2 patch, 3], seed i of class i.
 
   Seed i comes from image ``order[i]`` (a random permutation: distinct images while `num` <=
@@ -25,7 +26,9 @@ def exemplar_seeds(source: ArraySource, num: int, *, patch: int, max_region: flo
   in [patch, max(patch, max_region x the shorter side)] (the paper's "varying scales"), its
   position drawn with probability proportional to the region's summed squared gradient of the
   grey image (the "considerable gradients"); the window is the 2S x 2S square around the region
-  (reflected at the image border), resized to 2 patch (area-averaging, antialiased).
+  (reflected at the image border), resized to 2 patch (area-averaging, antialiased). With
+  `one_per_image`, seed i comes from image i (`num` must be ``len(source)``; sizes and positions
+  drawn as above).
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -33,7 +36,12 @@ def exemplar_seeds(source: ArraySource, num: int, *, patch: int, max_region: flo
     raise DataError(f"exemplar needs at least one seed, got num_seeds={num}")
   rng = np.random.default_rng(seed)
   n = len(source)
-  order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(num / n))])[:num]
+  if one_per_image:  # seed i from image i (Exemplar inside MultiTask: an example's index is its class)
+    if num != n:
+      raise DataError(f"one seed per image needs num_seeds equal to the {n} training images, got {num}")
+    order = np.arange(n)
+  else:
+    order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(num / n))])[:num]
   windows = np.empty((num, 2 * patch, 2 * patch, 3), np.uint8)
   for k, i in enumerate(order):
     img = np.asarray(source.image(int(i)))

@@ -18,6 +18,7 @@ from jax_ssl.methods.colorization import Colorization
 from jax_ssl.methods.context_encoder import ContextEncoder
 from jax_ssl.methods.dcgan import DCGAN
 from jax_ssl.methods.exemplar import Exemplar
+from jax_ssl.methods.damaged_jigsaw import DamagedJigsaw
 
 # name -> class, for entry points that pick a method from a config string.
 REGISTRY = {
@@ -38,7 +39,8 @@ REGISTRY = {
     ContextEncoder.name: ContextEncoder,
     DCGAN.name: DCGAN,
     Exemplar.name: Exemplar,
+    DamagedJigsaw.name: DamagedJigsaw,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

@@ -55,10 +55,15 @@ class TiledClassifier(nn.Module):
     if self.embed_dim is None:
       return self.backbone(x, train=train)
     if self.spatial_fc6:
-      f = self.backbone(x, train=train, return_map=True)
-      f = f.reshape(f.shape[0], -1)
-    else:
-      f = self.backbone(x, train=train)
+      return self.tile_map_and_embedding(x, train=train)[1]
+    return self.fc6_embed(self.backbone(x, train=train), train=train)
+
+  def tile_map_and_embedding(self, x, *, train: bool):
+    """(the trunk's last map [N, h', w', C], fc6 of it flattened [N, D]) of tiles [N, h, w, 3]."""
+    fmap = self.backbone(x, train=train, return_map=True)
+    return fmap, self.fc6_embed(fmap.reshape(fmap.shape[0], -1), train=train)
+
+  def fc6_embed(self, f, *, train: bool):
     return nn.relu(self.fc6_bn(self.fc6(f), use_running_average=not train))
 
   def __call__(self, x, *, train: bool):

@@ -77,6 +77,42 @@ def smooth_prior(counts: np.ndarray, bins: np.ndarray, *, sigma: float = 5.0) ->
   return p / p.sum()
 
 
+def _color_decoder(fmap, out_hw, *, width: int, num_bins: int, train: bool):
+  """The colour decoder's layers, created in the calling module's scope (call from a compact
+  method): `fmap` bilinearly resized to `out_hw`, 3x3 conv + BN + ReLU, 1x1 conv to the bins."""
+  y = jax.image.resize(fmap, (fmap.shape[0],) + tuple(out_hw) + (fmap.shape[-1],), "bilinear")
+  y = nn.Conv(width, (3, 3), padding=1, use_bias=False, name="decoder_conv")(y)
+  y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="decoder_bn")(y))
+  return nn.Conv(num_bins, (1, 1), name="bins")(y).astype(jnp.float32)
+
+
+class ColorHead(nn.Module):
+  """Colorization's decoder on a given feature map [N, h, w, C] -> bin logits [N, *out_hw, Q]
+  (Damaged Jigsaw's colour head on the per-tile maps of its trunk)."""
+
+  num_bins: int
+  out_hw: tuple
+  width: int = 128
+
+  @nn.compact
+  def __call__(self, fmap, *, train: bool):
+    return _color_decoder(fmap, self.out_hw, width=self.width, num_bins=self.num_bins, train=train)
+
+
+def annealed_rgb(lightness: np.ndarray, logits, bins, *, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+  """L [N, S, S, 1] (0..100) and bin logits [N, h, w, Q] -> (L alone as RGB, L with the annealed
+  mean ab at `temperature` upsampled bilinearly to S), both [N, S, S, 3] in [0, 1] (skimage's Lab -> RGB)."""
+  from skimage import color  # pylint: disable=g-import-not-at-top  (Lab -> RGB only)
+
+  lightness = np.asarray(lightness, np.float64)
+  ab = losses.colorization_annealed_mean(logits, jnp.asarray(bins), temperature=temperature)
+  ab = np.asarray(jax.image.resize(ab, lightness.shape[:3] + (2,), "bilinear"), np.float64)
+  with warnings.catch_warnings():  # predicted colours outside the sRGB gamut are clipped, as intended
+    warnings.simplefilter("ignore", UserWarning)
+    return (np.clip(color.lab2rgb(np.concatenate([lightness, np.zeros_like(ab)], -1)), 0, 1).astype(np.float32),
+            np.clip(color.lab2rgb(np.concatenate([lightness, ab], -1)), 0, 1).astype(np.float32))
+
+
 class ColorizationNet(nn.Module):
   """Trunk feature map -> per-pixel bin logits at 1/`stride` of the input resolution."""
 
@@ -88,11 +124,8 @@ class ColorizationNet(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     fmap = self.backbone(x, train=train, return_map=True)
-    h, w = x.shape[1] // self.stride, x.shape[2] // self.stride
-    y = jax.image.resize(fmap, (fmap.shape[0], h, w, fmap.shape[-1]), "bilinear")
-    y = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, name="decoder_conv")(y)
-    y = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name="decoder_bn")(y))
-    return nn.Conv(self.num_bins, (1, 1), name="bins")(y).astype(jnp.float32)
+    out_hw = (x.shape[1] // self.stride, x.shape[2] // self.stride)
+    return _color_decoder(fmap, out_hw, width=self.width, num_bins=self.num_bins, train=train)
 
   def features(self, x):
     return self.backbone(x, train=False)
@@ -254,18 +287,10 @@ class Colorization(Method):
   def colorize(self, params, state, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RGB images [N, S, S, 3] in [0, 1] -> (their L alone as RGB, colourized by the annealed
     mean at `temperature` with the ab upsampled bilinearly), both [N, S, S, 3] in [0, 1]."""
-    from skimage import color  # pylint: disable=g-import-not-at-top  (Lab -> RGB only)
-
     lab = ops.rgb_to_lab(tf.constant(rgb, tf.float32)).numpy().astype(np.float64)  # the trunk's own conversion
     trunk_in = self.trunk_view(tf.constant(lab[..., :1], tf.float32)).numpy()
     logits = jax.jit(self.bin_logits)(params, state, trunk_in)
-    ab = losses.colorization_annealed_mean(logits, jnp.asarray(self.bins), temperature=self.temperature)
-    ab = np.asarray(jax.image.resize(ab, (len(rgb),) + rgb.shape[1:3] + (2,), "bilinear"), np.float64)
-    gray = np.concatenate([lab[..., :1], np.zeros_like(ab)], -1)
-    with warnings.catch_warnings():  # predicted colours outside the sRGB gamut are clipped, as intended
-      warnings.simplefilter("ignore", UserWarning)
-      return (np.clip(color.lab2rgb(gray), 0, 1).astype(np.float32),
-              np.clip(color.lab2rgb(np.concatenate([lab[..., :1], ab], -1)), 0, 1).astype(np.float32))
+    return annealed_rgb(lab[..., :1], logits, self.bins, temperature=self.temperature)
 
   def write_artifacts(self, workdir, *, params, state, source, heldout=None):
     """colorizations.png: (L only, colourized, original) for 8 held-out images."""

@@ -14,6 +14,12 @@ pooled features of whole images (`eval_preprocess`), as every other method; the 
 each layer over image quadrants for its SVM. `write_artifacts` draws 8 seeds with 7 members of
 their classes (surrogate_classes.png) and writes the held-out surrogate accuracy (new
 transformations of every seed, `surrogate_accuracy`) to surrogate.json.
+
+`per_image=True` keeps the training source as it is, one seed per image (class i = the seed of
+image i, `data.exemplar_seeds(one_per_image=True)`, held in memory: N x (2 patch)^2 x 3 bytes,
+13 MB for 4,153 CIFAR images at 16 px): an example's index names its class, so Exemplar can
+share a trunk with tasks that read the images themselves (`MultiTask`, Doersch & Zisserman
+2017's rotation + exemplar). `num_seeds` must then equal the training set's size.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Exemplar(Method):
     eval_size, eval_crop_fraction: the evaluation view of whole images.
     min_pca_images: sources of fewer images (the two-example batches that build networks) leave
       the principal components as they are.
+    per_image: one seed per training image, the source left as it is (see above).
     mean, std: input normalization.
   """
 
@@ -56,7 +63,7 @@ class Exemplar(Method):
                seed_rng: int = 0, translation: float = 0.2, scale=(0.7, 1.4), rotation: float = 20.0,
                pc_scale=(0.5, 2.0), sv_power=(0.25, 4.0), sv_mult=(0.7, 1.4), sv_add=(-0.1, 0.1), hue: float = 0.1,
                head_hidden_dims=(512,), eval_size: int = 32, eval_crop_fraction: float = 1.0,
-               min_pca_images: int = 16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
+               min_pca_images: int = 16, per_image: bool = False, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
     self.patch, self.num_seeds, self.max_region, self.seed_rng = patch, num_seeds, max_region, seed_rng
     self.transform_kw = dict(translation=translation, scale=tuple(scale), rotation=rotation, pc_scale=tuple(pc_scale),
                              sv_power=tuple(sv_power), sv_mult=tuple(sv_mult), sv_add=tuple(sv_add), hue=hue)
@@ -64,15 +71,29 @@ class Exemplar(Method):
     self.normalize = Normalizer(mean, std)
     self.model = BackboneWithHead(backbone, models.MLP(tuple(head_hidden_dims), num_seeds))
     self.pca = (np.full(3, 0.5, np.float32), np.eye(3, dtype=np.float32))  # until `prepare_source`
+    self.per_image = per_image
+    self.windows = None  # per_image: the seeds' windows [N, 2 patch, 2 patch, 3] uint8, by image index
 
   # -- data
   def prepare_source(self, source):
-    """The surrogate dataset: `num_seeds` seed windows of `source` (class i = seed i)."""
+    """The surrogate dataset: `num_seeds` seed windows of `source` (class i = seed i); with
+    `per_image`, `source` itself (its seeds kept in `windows`)."""
+    seeds = self.surrogate_source(source)
+    if self.per_image:
+      if self.windows is None or len(source) >= self.min_pca_images:  # not the two-example init batches
+        self.windows = seeds.images
+      return source
+    return seeds
+
+  def surrogate_source(self, source):
+    """The seeds of `source` as a source of windows (label i = seed i); the principal components
+    are set from them (sources of at least `min_pca_images`)."""
     if source.name.endswith("exemplar seeds of %d px]" % self.patch):
       return source
-    seeds = data.exemplar_seeds(source, self.num_seeds if len(source) >= self.min_pca_images else len(source),
-                                patch=self.patch, max_region=self.max_region, seed=self.seed_rng)
-    if len(source) >= self.min_pca_images:
+    full = len(source) >= self.min_pca_images
+    seeds = data.exemplar_seeds(source, self.num_seeds if full else len(source), patch=self.patch,
+                                max_region=self.max_region, seed=self.seed_rng, one_per_image=self.per_image)
+    if full:
       q = self.patch // 2
       self.pca = ops.pixel_pca(seeds.images[:, q:q + self.patch, q:q + self.patch] / 255.0)
     return seeds
@@ -83,6 +104,12 @@ class Exemplar(Method):
                                   pca_axes=self.pca[1], **self.transform_kw)
 
   def make_views(self, example, seed):
+    if self.per_image:  # the example's own seed (class = its index)
+      if self.windows is None:
+        raise ValueError("exemplar per_image: prepare_source must see the training images first")
+      index = tf.cast(example["index"], tf.int32)
+      return {"patch": self.normalize(self.transform(tf.gather(tf.constant(self.windows), index), seed)),
+              "target": index}
     return {"patch": self.normalize(self.transform(example["image"], seed)),
             "target": tf.cast(example["label"], tf.int32)}
 
@@ -130,7 +157,7 @@ class Exemplar(Method):
     """surrogate_classes.png (8 seeds, each with 7 members of its class) and surrogate.json
     (held-out surrogate accuracy on new transformations of the `source` seeds, and chance)."""
     del heldout
-    seeds = self.prepare_source(source)
+    seeds = self.surrogate_source(source)
     acc = self.surrogate_accuracy(params, state, seeds)
     out = {"heldout_surrogate_top1": acc, "chance_top1": 100.0 / len(seeds), "num_seeds": len(seeds)}
     json_path = os.path.join(workdir, "surrogate.json")

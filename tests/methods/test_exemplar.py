@@ -61,3 +61,24 @@ def test_short_real_data_run_is_far_above_chance_on_new_transformations():
   # Measured (AMD EPYC): loss 5.7 -> 4.1, held-out 15.6% (chance 0.39%).
   assert last < first - 1.0, (first, last)
   assert acc > 20 * 100 / 256, acc
+
+
+def test_per_image_seeds_keep_the_source_and_an_examples_index_is_its_class():
+  method = tiny(per_image=True, num_seeds=32)
+  src = toy_source(n=32, size=16)
+  assert method.prepare_source(src) is src  # the images stay the training source
+  want = data.exemplar_seeds(src, 32, patch=8, one_per_image=True)
+  np.testing.assert_array_equal(method.windows, want.images)
+  windows = method.windows
+  method.prepare_source(data.take_examples(src, [0, 1]))  # the two-example batch that builds a network
+  assert method.windows is windows
+  b = batches(method, src, 16, 1)[0]
+  assert len(set(b["target"].tolist())) == 16 and set(b["target"].tolist()) <= set(range(32))
+  seed = tf.constant([0, 1])
+  view = method.make_views({"image": tf.constant(src.images[3]), "label": tf.constant(1), "index": tf.constant(5)},
+                           seed)
+  assert int(view["target"]) == 5  # the class is the example's index, whatever its label
+  expected = method.normalize(method.transform(tf.constant(want.images[5]), seed)).numpy()
+  np.testing.assert_array_equal(view["patch"].numpy(), expected)  # a member of image 5's seed
+  with pytest.raises(data.DataError, match="num_seeds equal to the 32 training images"):
+    tiny(per_image=True, num_seeds=24).prepare_source(src)

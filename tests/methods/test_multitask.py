@@ -78,3 +78,20 @@ def test_colorization_shares_an_rgb_trunk_through_its_grey_input():
   fresh = methods.MultiTask(tasks=tasks, backbone=models.build_backbone("convnet", widths=(8, 8)), mean=mean, std=std)
   fresh.restored(params, new_state)
   np.testing.assert_allclose(fresh.tasks["colorization"].prior, color.prior, rtol=1e-6)
+
+
+def test_exemplar_shares_the_trunk_with_one_seed_per_image():
+  # Doersch & Zisserman's rotation + exemplar: Exemplar in per-image mode keeps the images as the
+  # source (RotNet needs them), class i = the seed of image i.
+  tasks = dict(rotnet=dict(image_size=16, pad_crop=2),
+               exemplar=dict(patch=8, num_seeds=16, head_hidden_dims=(16,), eval_size=16, per_image=True))
+  method = methods.MultiTask(tasks=tasks, backbone=models.build_backbone("convnet", widths=(8, 8)),
+                             mean=(0.5,) * 3, std=(0.25,) * 3)
+  src = toy_source(n=16, size=16)
+  assert method.prepare_source(src) is src
+  b = jax.tree.map(jnp.asarray, batches(method, src, 8, 1)[0])
+  assert b["exemplar/patch"].shape == (8, 8, 8, 3) and b["rotnet/rotations"].shape[1:] == (4, 16, 16, 3)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
+  assert params["tasks"]["exemplar"]["head"]["out"]["kernel"].shape[-1] == 16  # N-way: one class per image
+  loss, (_, m) = jax.jit(method.loss)(params, state, b, jax.random.key(1), 0)
+  np.testing.assert_allclose(float(loss), float(m["rotnet/loss"] + m["exemplar/loss"]), rtol=1e-6)

@@ -18,6 +18,9 @@ output eagerly and inside ``tf.data``), plus the NumPy permutation-set generator
   at a random place in each cell (the random placement makes gaps and jitter), shuffles the
   tiles by a permutation from :func:`hamming_permutations` (Algorithm 1 of the paper) and
   normalizes each tile on its own.
+* Damaged jigsaw puzzles (Kim et al., WACV 2018): :func:`damaged_jigsaw_puzzle`, the same
+  puzzle with one position left blank and the colour dropped from the other tiles; the targets
+  are the permutation, the missing tile's pixels and every tile's ab colour.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from jax_ssl.data.ops._base import lightness_to_gray, rgb_to_lab
 from jax_ssl.losses import CONTEXT_OFFSETS
 
 __all__ = [
@@ -36,7 +40,7 @@ __all__ = [
     "context_min_side", "resize_to_area", "sample_context_pair", "crop_patch", "color_drop_noise",
     "color_projection", "random_downsample", "context_pair",
     "hamming_permutations", "min_hamming_distance", "sample_jigsaw_tiles", "standardize_tile",
-    "jigsaw_tiles",
+    "jigsaw_tiles", "damaged_jigsaw_puzzle",
 ]
 
 # -------------------------------------------------------------------------------------------------
@@ -402,3 +406,37 @@ def jigsaw_tiles(image, seed, permutations, *, resize: int = 256, crop: int = 22
   tiles = tf.stack(tiles)
   label = _randint(s_label, [], 0, num_perms - 1)
   return {"tiles": tf.gather(tiles, perms[label]), "label": label}
+
+
+def damaged_jigsaw_puzzle(image, seed, permutations, *, resize: int = 256, crop: int = 225, grid: int = 3,
+                          tile: int = 64, channel_jitter: int = 0, ab_stride: int = 4, return_rgb: bool = False) -> dict:
+  """A damaged jigsaw puzzle (Kim et al. 2018) from one float image ``[H, W, 3]`` in ``[0, 1]``.
+
+  The tiles and the permutation of :func:`jigsaw_tiles` (same geometry, same seed use; never
+  grey: the colour is a target), then: one output position ``missing``, uniform over the ``T``
+  positions, is left blank (all zeros, the mean of a standardized tile) and every other tile
+  loses its colour: the input is the achromatic sRGB image of the tile's CIE L
+  (``lightness_to_gray(rgb_to_lab(tile)[..., :1])``), standardized per tile as Jigsaw's tiles.
+
+  Returns ``{"tiles": float32 [T, tile, tile, 3]`` (the network's input), ``"label": int32 []``
+  (the permutation's index), ``"missing": int32 []``, ``"target": float32 [tile, tile, 3]`` (the
+  missing tile's colour pixels in ``[-1, 1]``), ``"ab": float32 [T, tile/ab_stride, tile/ab_stride, 2]``
+  (every ``ab_stride``-th pixel's ab, as Colorization's targets; zeros at the missing position,
+  so that the colour loss skips it as a grey tile)}``; with ``return_rgb`` also ``"rgb"``: the
+  undamaged tiles ``[T, tile, tile, 3]`` in ``[0, 1]`` (pictures).
+  """
+  if tile % ab_stride:
+    raise ValueError(f"tile {tile} is not a multiple of ab_stride {ab_stride}")
+  s_puzzle, s_missing = _split(seed, 2)
+  out = jigsaw_tiles(image, s_puzzle, permutations, resize=resize, crop=crop, grid=grid, tile=tile, gray_p=0.0,
+                     channel_jitter=channel_jitter, normalize_tiles=False)
+  rgb = out["tiles"]  # [T, t, t, 3] in [0, 1], in output order
+  t = grid * grid
+  missing = _randint(s_missing, [], 0, t - 1)
+  present = tf.cast(tf.not_equal(tf.range(t), missing), tf.float32)  # [T]
+  lab = rgb_to_lab(rgb)
+  gray = standardize_tile(lightness_to_gray(lab[..., :1]))
+  puzzle = {"tiles": gray * present[:, None, None, None], "label": out["label"], "missing": missing,
+            "target": tf.gather(rgb, missing) * 2.0 - 1.0,
+            "ab": lab[:, ::ab_stride, ::ab_stride, 1:] * present[:, None, None, None]}
+  return {**puzzle, "rgb": rgb} if return_rgb else puzzle
