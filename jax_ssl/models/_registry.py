@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jax_ssl.models._convnet import ConvNet
 from jax_ssl.models._dcgan import DCGANEncoder
+from jax_ssl.models._regnet import RegNet, regnet
 from jax_ssl.models._resnet import ResNet
 from jax_ssl.models._vit import ViT, vit_from_variant
 
@@ -48,21 +49,37 @@ def _dcgan(*, widths=(64, 128, 256), first_norm: bool = False, pool_grid: int = 
                       bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
 
 
+def _regnet(*, variant: str | None = None, widths=None, depths=None, group_widths=None, se_ratio: float = 0.25,
+            stem: str = "imagenet", bn_axis_name: Any = None, dtype: Any = jnp.float32) -> RegNet:
+  """`variant` ("Y-400MF" ... "Y-256GF"), or explicit per-stage widths / depths / group_widths."""
+  kw = dict(se_ratio=se_ratio, stem=stem, bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
+  if variant is not None:
+    if widths is not None or depths is not None or group_widths is not None:
+      raise ValueError("regnet: give either a variant or widths / depths / group_widths, not both")
+    return regnet(variant, **kw)
+  if widths is None or depths is None or group_widths is None:
+    raise ValueError("regnet: give a variant (e.g. 'Y-400MF') or all of widths, depths and group_widths")
+  return RegNet(widths=tuple(int(w) for w in widths), depths=tuple(int(d) for d in depths),
+                group_widths=tuple(int(g) for g in group_widths), **kw)
+
+
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet": _resnet,
     "vit": _vit,
     "convnet": _convnet,
     "dcgan": _dcgan,
+    "regnet": _regnet,
 }
 
 
 def build_backbone(name: str, **kwargs) -> nn.Module:
-  """The backbone registered as `name` ("resnet", "vit", "convnet" or "dcgan"), built from keyword arguments.
+  """The backbone registered as `name` ("resnet", "vit", "convnet", "dcgan" or "regnet"), built from keyword arguments.
 
   resnet: depth, width, stem, bn_axis_name, dtype (`ResNet`). vit: variant (e.g. "S/16") and/or
   width, depth, num_heads, mlp_dim, patch_size; pool, posemb, dropout, dtype (`ViT`). convnet: widths,
   bn_axis_name, dtype (`ConvNet`). dcgan: widths, first_norm, pool_grid, bn_axis_name, dtype
-  (`DCGANEncoder`: the DCGAN discriminator's trunk). `dtype` may be a string.
+  (`DCGANEncoder`: the DCGAN discriminator's trunk). regnet: variant ("Y-400MF"...) or widths,
+  depths, group_widths; se_ratio, stem, bn_axis_name, dtype (`RegNet`). `dtype` may be a string.
 
   Raises:
     ValueError: for an unknown name (the message lists the registered ones) or a keyword the builder
