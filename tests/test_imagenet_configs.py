@@ -28,7 +28,8 @@ CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagen
            ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
            ("damaged_jigsaw_imagenet", "full"),
            ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full"),
-           ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px")]
+           ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px"),
+           ("seer_imagenet", "256gf")]
 
 # Zhang et al. train on 176 x 176 crops, Pathak et al. on 128 x 128, Radford et al.'s features on 32 x 32.
 _TRAIN_SIDE = {"colorization_imagenet": 176, "context_encoder_imagenet": 128, "dcgan_imagenet": 32}
@@ -65,12 +66,18 @@ def test_imagenet_config_trains_on_a_streamed_imagenet_shaped_tfds_dataset(name,
   config.train.batch_size, config.train.steps, config.train.log_every = 8, 2, 1
   config.train.checkpoint_every = 2
   # Clustering methods: no more clusters than the 48 images (ImageNet's 3000 per head).
-  if "num_prototypes" in config.method_kwargs:
-    config.method_kwargs.num_prototypes = (8, 8, 8)
+  if "num_prototypes" in config.method_kwargs:  # one K (SwAV) or one per head (DeepCluster-v2)
+    k = config.method_kwargs.num_prototypes
+    config.method_kwargs.num_prototypes = (8,) * len(k) if isinstance(k, (tuple, list)) else 8
   if "num_clusters" in config.method_kwargs:
     config.method_kwargs.num_clusters = 8
   if "mask_cache_dir" in config.method_kwargs:
     config.method_kwargs.mask_cache_dir = str(tmp_path / "masks")
+  if name == "seer_imagenet":  # SEER's trunk family, tiny: RegNetY blocks with BN over groups of 4 examples
+    config.model = ml_collections.ConfigDict(dict(name="regnet", widths=(8, 16, 16, 32), depths=(1, 1, 1, 1),
+                                                  group_widths=(4, 8, 8, 8), bn_group_size=4, dtype="float32"))
+    config.method_kwargs.proj_hidden_dims, config.method_kwargs.proj_dim = (16, 16), 8
+    config.method_kwargs.num_prototypes = 8
   result = runner.run_train(config, str(tmp_path / "run"))
   assert result.step == 2 and not result.preempted and int(result.state.skipped) == 0
   with open(tmp_path / "run" / "metrics.jsonl") as f:

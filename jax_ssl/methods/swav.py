@@ -81,6 +81,8 @@ class SwAV(Method):
     crop_sizes, crop_counts, crop_scales: the multi-crop groups (side, number, area-fraction
       range), large crops first. ImageNet: (224, 96), (2, 6), ((0.14, 1), (0.05, 0.14)).
     proj_hidden_dims, proj_dim: projection MLP (SwAV: 2048 hidden with BN + ReLU, 128 out).
+    proj_bn: BatchNorm in the projection's hidden layers (SwAV's; SEER's 10444-8192-8192-256 head
+      has none).
     num_prototypes: K (ImageNet 3000).
     temperature: softmax temperature of the predictions (0.1).
     epsilon: Sinkhorn entropic regularisation (0.05; the paper's queue runs use 0.03 or less
@@ -103,8 +105,8 @@ class SwAV(Method):
 
   def __init__(self, *, backbone: nn.Module, crop_sizes: Sequence[int] = (224, 96),
                crop_counts: Sequence[int] = (2, 6), crop_scales=((0.14, 1.0), (0.05, 0.14)),
-               proj_hidden_dims: Sequence[int] = (2048,), proj_dim: int = 128, num_prototypes: int = 3000,
-               temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iters: int = 3,
+               proj_hidden_dims: Sequence[int] = (2048,), proj_dim: int = 128, proj_bn: bool = True,
+               num_prototypes: int = 3000, temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iters: int = 3,
                assign_crops: Sequence[int] = (0, 1), queue_length: int = 0, queue_start_epoch: float = 0,
                freeze_prototypes_epochs: float = 1.0, view_kwargs: dict | None = None,
                collapse_prototypes: int = 1, mean=ops.IMAGENET_MEAN, std=ops.IMAGENET_STD,
@@ -126,7 +128,7 @@ class SwAV(Method):
     if epsilon <= 0 or temperature <= 0:
       raise ValueError(f"epsilon and temperature must be positive, got {epsilon} and {temperature}")
     self.prototypes = Prototypes(num_prototypes, proj_dim)
-    self.model = SwAVNet(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=True),
+    self.model = SwAVNet(backbone, MLP(tuple(proj_hidden_dims), proj_dim, use_bn=bool(proj_bn)),
                          num_prototypes=int(num_prototypes), proj_dim=int(proj_dim))
     self.num_prototypes = int(num_prototypes)
     self.proj_dim = int(proj_dim)

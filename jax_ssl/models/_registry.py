@@ -50,9 +50,10 @@ def _dcgan(*, widths=(64, 128, 256), first_norm: bool = False, pool_grid: int = 
 
 
 def _regnet(*, variant: str | None = None, widths=None, depths=None, group_widths=None, se_ratio: float = 0.25,
-            stem: str = "imagenet", bn_axis_name: Any = None, dtype: Any = jnp.float32) -> RegNet:
+            stem: str = "imagenet", bn_axis_name: Any = None, bn_group_size: int | None = None,
+            dtype: Any = jnp.float32) -> RegNet:
   """`variant` ("Y-400MF" ... "Y-256GF"), or explicit per-stage widths / depths / group_widths."""
-  kw = dict(se_ratio=se_ratio, stem=stem, bn_axis_name=bn_axis_name, dtype=_dtype(dtype))
+  kw = dict(se_ratio=se_ratio, stem=stem, bn_axis_name=bn_axis_name, bn_group_size=bn_group_size, dtype=_dtype(dtype))
   if variant is not None:
     if widths is not None or depths is not None or group_widths is not None:
       raise ValueError("regnet: give either a variant or widths / depths / group_widths, not both")
@@ -79,7 +80,7 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
   width, depth, num_heads, mlp_dim, patch_size; pool, posemb, dropout, dtype (`ViT`). convnet: widths,
   bn_axis_name, dtype (`ConvNet`). dcgan: widths, first_norm, pool_grid, bn_axis_name, dtype
   (`DCGANEncoder`: the DCGAN discriminator's trunk). regnet: variant ("Y-400MF"...) or widths,
-  depths, group_widths; se_ratio, stem, bn_axis_name, dtype (`RegNet`). `dtype` may be a string.
+  depths, group_widths; se_ratio, stem, bn_axis_name, bn_group_size, dtype (`RegNet`). `dtype` may be a string.
 
   Raises:
     ValueError: for an unknown name (the message lists the registered ones) or a keyword the builder

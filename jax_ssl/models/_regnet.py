@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jax_ssl.models._norm import GroupedBatchNorm
+
 # name -> (depth, w_0, w_a, w_m, group_width): the pycls RegNetY models (torchvision's constructors),
 # and SEER's 256 GF (VISSL's RegNet-256Gf config: "1.3B params").
 REGNETY = {
@@ -110,6 +112,8 @@ class RegNet(nn.Module):
     bottleneck: bottleneck ratio (1 for the published RegNets).
     stem: "imagenet" (3x3 stride 2, the paper's) or "cifar" (3x3 stride 1, for 32 px images).
     stem_width: 32. bn_axis_name, bn_momentum, dtype: as `ResNet`.
+    bn_group_size: BatchNorm statistics over groups of this many consecutive examples
+      (`GroupedBatchNorm`: SEER's SyncBN groups); None: over the whole batch.
   """
 
   widths: Sequence[int] = (48, 104, 208, 440)
@@ -121,6 +125,7 @@ class RegNet(nn.Module):
   stem_width: int = 32
   bn_axis_name: Any = None
   bn_momentum: float = 0.9
+  bn_group_size: int | None = None
   dtype: Any = jnp.float32
 
   @property
@@ -136,8 +141,14 @@ class RegNet(nn.Module):
       raise ValueError(f"RegNet stem must be 'cifar' or 'imagenet', got {self.stem!r}")
     conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
                              kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
-                             epsilon=1e-5, dtype=self.dtype, axis_name=self.bn_axis_name)
+    if self.bn_group_size is None:
+      norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
+                               epsilon=1e-5, dtype=self.dtype, axis_name=self.bn_axis_name)
+    elif self.bn_axis_name is not None:
+      raise ValueError("RegNet: bn_group_size groups the global batch; it does not combine with bn_axis_name")
+    else:
+      norm = functools.partial(GroupedBatchNorm, use_running_average=not train, group_size=int(self.bn_group_size),
+                               momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype)
     x = jnp.asarray(x, self.dtype)
     stride = 2 if self.stem == "imagenet" else 1
     x = nn.relu(norm(name="stem_bn")(conv(self.stem_width, (3, 3), (stride, stride), padding=_PAD1,

@@ -1,6 +1,7 @@
 """RegNet: stage widths and parameter counts equal torchvision's published RegNetY models, one
 block equals a NumPy transcription of torchvision's ResBottleneckBlock, the backbone interface."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,3 +97,37 @@ def test_backbone_interface_and_registry():
     models.build_backbone("regnet", variant="Y-7GF")
   with pytest.raises(ValueError, match="not both"):
     models.build_backbone("regnet", variant="Y-400MF", widths=(8,))
+
+
+def test_grouped_batchnorm_normalizes_each_group_of_examples_on_its_own():
+  x = np.random.default_rng(0).normal(size=(8, 3, 3, 5)).astype(np.float32) * 3 + 1
+  bn = models.GroupedBatchNorm(group_size=4, momentum=0.9)
+  v = bn.init(jax.random.key(0), x)
+  rng = np.random.default_rng(1)
+  v = {"params": {"scale": rng.normal(size=5).astype(np.float32), "bias": rng.normal(size=5).astype(np.float32)},
+       "batch_stats": v["batch_stats"]}
+  y, upd = jax.jit(lambda v, x: bn.apply(v, x, mutable=["batch_stats"]))(v, x)
+  x64, want, means, variances = x.astype(np.float64), [], [], []
+  for g in (x64[:4], x64[4:]):  # SyncBN over the devices holding each half
+    m, var = g.mean(axis=(0, 1, 2)), g.var(axis=(0, 1, 2))
+    want.append((g - m) / np.sqrt(var + 1e-5) * v["params"]["scale"] + v["params"]["bias"])
+    means.append(m)
+    variances.append(var)
+  np.testing.assert_allclose(np.asarray(y), np.concatenate(want), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.1 * np.mean(means, 0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * np.mean(variances, 0), rtol=1e-4)
+  # One group of the whole batch is flax's BatchNorm (training and inference).
+  whole = models.GroupedBatchNorm(group_size=8)
+  ref = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5)
+  a, ua = whole.apply(v, x, mutable=["batch_stats"])
+  b, ub = ref.apply(v, x, mutable=["batch_stats"])
+  np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(ua["batch_stats"]["var"], ub["batch_stats"]["var"], rtol=1e-4)
+  stats = {"params": v["params"], "batch_stats": ub["batch_stats"]}
+  np.testing.assert_allclose(models.GroupedBatchNorm(use_running_average=True, group_size=8).apply(stats, x),
+                             nn.BatchNorm(use_running_average=True).apply(stats, x), rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="not a multiple of group_size 3"):
+    models.GroupedBatchNorm(group_size=3).init(jax.random.key(0), x)
+  net = models.build_backbone("regnet", widths=(8,), depths=(1,), group_widths=(4,), bn_group_size=2)
+  shapes = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((4, 8, 8, 3)), train=True))
+  assert set(shapes["batch_stats"]["stem_bn"]) == {"mean", "var"}  # the names of nn.BatchNorm's statistics
