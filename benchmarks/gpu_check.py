@@ -95,7 +95,8 @@ def resnet18_hand_flops(width: int, side: int, batch: int, proj=(2048, 128), *, 
   return 3 * 2 * macs * 2 * batch
 
 
-def _compiled_flops(compiled) -> float:
+def compiled_flops(compiled) -> float:
+  """FLOPs of a compiled XLA computation from its cost analysis (NaN where the backend gives none)."""
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0] if cost else {}
@@ -148,7 +149,7 @@ def bench(name: str, model_kwargs: dict, side: int, batch: int, steps: int, dtyp
   t0 = time.perf_counter()
   compiled = step.lower(p, s, o, dev_batch).compile()
   compile_s = time.perf_counter() - t0
-  flops = _compiled_flops(compiled)
+  flops = compiled_flops(compiled)
   p, s, o, loss = step(p, s, o, dev_batch)
   jax.block_until_ready(loss)
   t0 = time.perf_counter()

@@ -13,6 +13,7 @@ TINY = {
     "vit": dict(width=8, depth=1, num_heads=2, patch_size=8),
     "convnet": dict(widths=(4, 6)),
     "dcgan": dict(widths=(4, 6)),
+    "regnet": dict(widths=(8, 16), depths=(1, 1), group_widths=(4, 8)),
 }
 
 
@@ -50,7 +51,7 @@ def test_builders_pass_their_arguments():
 
 
 def test_unknown_name_and_arguments():
-  with pytest.raises(ValueError, match="available: convnet, dcgan, resnet, vit"):
+  with pytest.raises(ValueError, match="available: convnet, dcgan, regnet, resnet, vit"):
     build_backbone("resnet50")
   with pytest.raises(ValueError, match=r"'depht'.*accepted: depth, width, stem"):
     build_backbone("resnet", depht=18)
