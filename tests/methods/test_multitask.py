@@ -22,7 +22,7 @@ def _method(**kw):
 def test_one_trunk_and_each_tasks_gradient_reaches_it():
   method = _method(weights=dict(rotnet=1.0, context=0.0))
   b = jax.tree.map(jnp.asarray, batches(method, toy_source(n=16, size=16), 8, 1)[0])
-  params, state = method.init(jax.random.key(0), b)
+  params, state = jax.jit(method.init)(jax.random.key(0), b)
   assert set(params) == {"trunk", "tasks"} and set(params["tasks"]) == {"rotnet", "context"}
   assert all("backbone" not in p for p in params["tasks"].values())  # the trunk is stored once
   rot = method.tasks["rotnet"]
@@ -32,8 +32,8 @@ def test_one_trunk_and_each_tasks_gradient_reaches_it():
     s = {"batch_stats": {**state["tasks"]["rotnet"]["batch_stats"], "backbone": state["trunk"]}}
     return rot.loss({**head, "backbone": trunk}, s, rot_views, jax.random.key(1), 0)[0]
 
-  g_multi = jax.grad(lambda p: method.loss(p, state, b, jax.random.key(1), 0)[0])(params)
-  g_trunk, g_head = jax.grad(alone, argnums=(0, 1))(params["trunk"], params["tasks"]["rotnet"])
+  g_multi = jax.jit(jax.grad(lambda p: method.loss(p, state, b, jax.random.key(1), 0)[0]))(params)
+  g_trunk, g_head = jax.jit(jax.grad(alone, argnums=(0, 1)))(params["trunk"], params["tasks"]["rotnet"])
   for x, y in zip(jax.tree.leaves(g_multi["trunk"]), jax.tree.leaves(g_trunk)):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
   for x, y in zip(jax.tree.leaves(g_multi["tasks"]["rotnet"]), jax.tree.leaves(g_head)):
@@ -41,10 +41,10 @@ def test_one_trunk_and_each_tasks_gradient_reaches_it():
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(g_multi["tasks"]["context"]))
   # With both weights on, the context task's gradient joins the trunk's.
   both = _method()
-  g_both = jax.grad(lambda p: both.loss(p, state, b, jax.random.key(1), 0)[0])(params)
+  g_both = jax.jit(jax.grad(lambda p: both.loss(p, state, b, jax.random.key(1), 0)[0]))(params)
   diff = max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(g_both["trunk"]), jax.tree.leaves(g_trunk)))
   assert diff > 1e-6
-  loss, (_, m) = both.loss(params, state, b, jax.random.key(1), 0)
+  loss, (_, m) = jax.jit(both.loss)(params, state, b, jax.random.key(1), 0)
   np.testing.assert_allclose(float(loss), float(m["rotnet/loss"] + m["context/loss"]), rtol=1e-6)
 
 
