@@ -57,7 +57,7 @@ def get_config(arg: str = "256gf") -> ml_collections.ConfigDict:
   m.assign_crops = (0, 1)
   m.queue_length = 0
   m.queue_start_epoch = 0
-  m.freeze_prototypes_epochs = 1.0 if big else 1.0
+  m.freeze_prototypes_epochs = 1.0
   m.collapse_prototypes = 1
   m.eval_crop_fraction = 0.875
   m.view_kwargs = ml_collections.ConfigDict(dict(jitter_strength=1.0, jitter_p=0.8, gray_p=0.2, blur_p=0.5))
