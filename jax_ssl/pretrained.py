@@ -130,8 +130,8 @@ class Pretrained:
         "signature": self.method.signature(),
         "step": self.step,
         "data": {k: self.config.get("data", {}).get(k) for k in ("kind", "name", "path", "train_split", "mean", "std")},
-        "input": "float32 [N, H, W, 3]: RGB in [0, 1] minus data.mean, divided by data.std "
-                 "(jax_ssl.load(workdir).embed does this from uint8 images, with the run's centre crop)",
+        "input": f"float32 {self.method.input_description} (jax_ssl.load(workdir).embed does this from uint8 "
+                 "images, with the run's centre crop)",
         "config": self.config,
         "evaluation": _results(self.workdir),
     }

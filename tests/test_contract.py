@@ -46,6 +46,7 @@ CONTRACT = {
         context=dict(patch=6, gap=2, jitter=1, area_range=None, downsample_p=0.0, embed_dim=16,
                      head_hidden_dims=(16,), eval_size=16, eval_crop_fraction=1.0))), 16),
     "mae": ("mae_cifar10", "quick", dict(image_size=16, decoder_width=16, decoder_depth=1, decoder_heads=2), 16),
+    "deepcluster": ("deepcluster_cifar10", "quick", dict(image_size=16, num_clusters=5, pca_dim=4), 16),
     "deepcluster_v2": ("deepcluster_v2_cifar10", "quick", dict(_SMALL, crop_sizes=(16, 8),
                                                                            num_prototypes=(6, 5)), 16),
     "sela": ("sela_cifar10", "quick", dict(image_size=16, num_heads=2, num_clusters=5), 16),

@@ -12,7 +12,7 @@ from jax_ssl.methods.jigsaw import Jigsaw
 from jax_ssl.methods.multitask import MultiTask
 from jax_ssl.methods.mae import MAE
 from jax_ssl.methods.msn import MSN
-from jax_ssl.methods.deepcluster import DeepClusterV2
+from jax_ssl.methods.deepcluster import DeepCluster, DeepClusterV2
 from jax_ssl.methods.sela import SeLA
 from jax_ssl.methods.colorization import Colorization
 from jax_ssl.methods.context_encoder import ContextEncoder
@@ -33,6 +33,7 @@ REGISTRY = {
     MultiTask.name: MultiTask,
     MAE.name: MAE,
     MSN.name: MSN,
+    DeepCluster.name: DeepCluster,
     DeepClusterV2.name: DeepClusterV2,
     SeLA.name: SeLA,
     Colorization.name: Colorization,
@@ -42,5 +43,5 @@ REGISTRY = {
     DamagedJigsaw.name: DamagedJigsaw,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepCluster", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

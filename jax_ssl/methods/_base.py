@@ -27,7 +27,9 @@ implementations cover what some methods need around the optimizer update:
   with the rest. `dataset_extras(state)` turns it into per-example arrays the input pipeline
   adds to every example (pseudo-labels), and the pipeline is rebuilt from them;
   `after_dataset_pass(params, state)` may set parameters from the new state (DeepCluster-v2
-  and SMoG reset prototypes to the k-means centroids); `sampler(state, N)` may replace the
+  and SMoG reset prototypes to the k-means centroids, DeepCluster re-initializes its
+  classifier), and the parameters named in `reset_optimizer_after_pass` start the next
+  epoch with a fresh optimizer state (DeepCluster's new classifier and its new SGD); `sampler(state, N)` may replace the
   uniform epoch order (DeepCluster: `data.uniform_over_groups(pseudo_labels)`), and
   `partner_key` names an extra of candidate indices from which the pipeline adds one partner
   example to every example (SCAN: an anchor and one of its mined neighbours).
@@ -123,6 +125,11 @@ class Method(abc.ABC):
   # An extra (from `dataset_extras`) of int [N, K] candidate indices: the pipeline draws one per
   # example and adds it as `example["partner"]` ({"image", "label", "index"}); None: no partner.
   partner_key: str | None = None
+  # Parameters (by name, anywhere in their path) whose optimizer state (momentum, Adam moments)
+  # is re-initialized after every dataset pass; the optimizer's step counts are kept.
+  reset_optimizer_after_pass: tuple = ()
+  # What `eval_preprocess` feeds the network, for the exported backbone's model card.
+  input_description: str = "RGB in [0, 1] minus data.mean, divided by data.std: [N, H, W, 3]"
   steps_per_epoch: int | None = None  # set by `set_schedule`
   total_steps: int | None = None
   num_examples: int | None = None

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_ssl import cluster, parallel
+from jax_ssl import cluster, data, parallel
 from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import Normalizer, eval_input, module_signature, split_views
@@ -267,3 +267,220 @@ class DeepClusterV2(Method):
             "crops": [list(self.crop_sizes), list(self.crop_counts)], "prototypes": list(self.num_prototypes),
             "bank": [len(self.assign_crops), self.proj_dim]}
 
+
+
+# ------------------------------------------------------------------------------ DeepCluster (v1)
+class ClusterClassifier(nn.Module):
+  """DeepCluster's network: backbone -> classifier MLP (official AlexNet ``classifier``: for each
+  hidden width, dropout then Linear then ReLU) -> ``top_layer`` Linear of K clusters.
+
+  `pass_features` is the classifier's output without its last ReLU (the official removes it
+  while computing the features to cluster); with no hidden widths, the backbone's features.
+  """
+
+  backbone: nn.Module
+  hidden_dims: Sequence[int]
+  dropout: float
+  num_clusters: int
+
+  def setup(self):
+    init = nn.initializers.normal(0.01)  # official _initialize_weights: Linear N(0, 0.01), bias 0
+    self.fcs = [nn.Dense(d, kernel_init=init, name=f"fc{i}") for i, d in enumerate(self.hidden_dims)]
+    self.drops = [nn.Dropout(self.dropout) for _ in self.hidden_dims]
+    self.top_layer = nn.Dense(self.num_clusters, kernel_init=init, name="top_layer")
+
+  def _classifier(self, x, train):
+    h = self.backbone(x, train=train)
+    for i, (drop, fc) in enumerate(zip(self.drops, self.fcs)):
+      h = fc(drop(h, deterministic=not train))
+      if i < len(self.fcs) - 1:
+        h = nn.relu(h)
+    return h
+
+  def __call__(self, x, *, train: bool):
+    h = self._classifier(x, train)
+    return self.top_layer(nn.relu(h) if self.fcs else h)
+
+  def pass_features(self, x):
+    return self._classifier(x, False)
+
+  def features(self, x):
+    return self.backbone(x, train=False)
+
+  def block_features(self, x):
+    return self.backbone(x, train=False, return_blocks=True)
+
+
+class DeepCluster(Method):
+  """DeepCluster (Caron, Bojanowski, Joulin & Douze 2018, "Deep Clustering for Unsupervised
+  Learning of Visual Features", ECCV), as the official facebookresearch/deepcluster ``main.py``
+  runs it.
+
+  * Input: Sobel-filtered (:func:`jax_ssl.data.ops.sobel`: channel mean, then the two 3x3
+    Sobel filters) normalized images, for training, clustering and evaluation alike (the
+    official ``model.sobel`` sits in front of the network); ``sobel=False`` feeds RGB.
+  * Training view: random resized crop (0.08-1), horizontal flip (the official ``tra``).
+  * Every ``reassign_epochs`` epochs, before the epoch (the trainer's dataset pass): the
+    features (`ClusterClassifier.pass_features`, inference mode, centre crop) of the whole
+    training set, PCA-whitened to ``pca_dim`` dimensions and L2-normalized
+    (:func:`jax_ssl.parallel.pca_whiten`, the official ``preprocess_features``), clustered by
+    k-means (:func:`jax_ssl.parallel.kmeans`: ``kmeans_iters`` 20 Lloyd iterations on every
+    point, no subsampling, faiss's empty-cluster split) into ``num_clusters`` groups; the
+    cluster of every image is its pseudo-label.
+  * After each pass the classifier ``top_layer`` is re-initialized (N(0, 0.01), bias 0) and
+    its optimizer state reset (the official builds a new layer and a new SGD every epoch);
+    the epoch samples every cluster equally often (`data.uniform_over_groups`, the official
+    ``UnifLabelSampler``).
+  * Loss: cross-entropy of the top layer's logits against the pseudo-labels.
+
+  Logged: ``largest_cluster`` (the largest cluster's share of the images) and ``kmeans_loss``
+  (the mean squared distance to the assigned centroid, the official "clustering loss"); a
+  run whose largest cluster reaches ``collapse_share`` of the images stops with a message.
+
+  Where this differs from the official code: the k-means seed is a function of ``seed`` and
+  the step (the official draws ``np.random.randint(1234)``), so a resumed run clusters as an
+  uninterrupted one; the top layer's step uses the run's learning-rate schedule (the official
+  top-layer SGD has the constant base rate).
+
+  Args:
+    backbone: a Flax module mapping images [N, H, W, C] to features [N, F] (`train=` kwarg).
+    num_clusters: K (ImageNet 10,000).
+    pca_dim: the PCA-whitening dimension (256); at most the features' dimension.
+    kmeans_iters: Lloyd iterations per pass (20).
+    head_hidden_dims, dropout: the classifier MLP between the backbone and the top layer
+      (AlexNet's 4096, 4096 with dropout 0.5; () for ResNets, which cluster the pooled features).
+    sobel: the Sobel input filter.
+    reassign_epochs: epochs between clusterings (1).
+    image_size, crop_scale: the training view.
+    collapse_share: stop the run when one cluster holds this share of the images.
+    seed: k-means initializations and the top layer's re-initializations (with the step).
+    mean, std: per-channel normalisation (before the Sobel filter).
+    eval_crop_fraction: centre-crop fraction of the evaluation / clustering view.
+  """
+
+  name = "deepcluster"
+  reset_optimizer_after_pass = ("top_layer",)
+
+  def __init__(self, *, backbone: nn.Module, num_clusters: int = 10000, pca_dim: int = 256, kmeans_iters: int = 20,
+               head_hidden_dims: Sequence[int] = (), dropout: float = 0.5, sobel: bool = True,
+               reassign_epochs: int = 1, image_size: int = 224, crop_scale: Sequence[float] = (0.08, 1.0),
+               collapse_share: float = 0.5, seed: int = 0, mean=ops.IMAGENET_MEAN, std=ops.IMAGENET_STD,
+               eval_crop_fraction: float = 0.875):
+    if int(num_clusters) < 2 or int(pca_dim) < 1 or int(kmeans_iters) < 1 or int(reassign_epochs) < 1:
+      raise ValueError(f"DeepCluster needs num_clusters >= 2 and pca_dim, kmeans_iters, reassign_epochs >= 1; got "
+                       f"{num_clusters}, {pca_dim}, {kmeans_iters}, {reassign_epochs}")
+    if not 0 < collapse_share <= 1:
+      raise ValueError(f"collapse_share must be in (0, 1], got {collapse_share}")
+    self.num_clusters, self.pca_dim, self.kmeans_iters = int(num_clusters), int(pca_dim), int(kmeans_iters)
+    self.model = ClusterClassifier(backbone, tuple(int(d) for d in head_hidden_dims), float(dropout), self.num_clusters)
+    self.sobel = bool(sobel)
+    self.dataset_pass_every = ("epochs", int(reassign_epochs))
+    self.image_size = int(image_size)
+    self.crop_scale = tuple(float(s) for s in crop_scale)
+    self.collapse_share = float(collapse_share)
+    self.seed = int(seed)
+    self.normalize = Normalizer(mean, std)
+    self.eval_crop_fraction = eval_crop_fraction
+    self._cluster = jax.jit(self._cluster_features)
+
+  @property
+  def input_description(self):
+    if not self.sobel:
+      return Method.input_description
+    return ("Sobel-filtered normalized RGB (jax_ssl.data.ops.sobel of (RGB in [0, 1] - data.mean) / data.std): "
+            "[N, H, W, 2]")
+
+  # -- data
+  def _input(self, img):
+    x = self.normalize(img)
+    return ops.sobel(x) if self.sobel else x
+
+  def make_views(self, example, seed):
+    s = ops.split_seed(seed, 2)
+    img = ops.random_resized_crop(ops.to_float(example["image"]), s[0], self.image_size, scale=self.crop_scale)
+    return {"image": self._input(ops.random_flip(img, s[1])), "index": example["index"]}
+
+  def eval_view(self, image):
+    return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
+
+  def eval_preprocess(self, image):
+    return self._input(self.eval_view(image))
+
+  # -- model
+  def init(self, rng, batch):
+    if self.num_examples is None:
+      raise ValueError("DeepCluster needs set_schedule(num_examples=N) before init (its pseudo-labels)")
+    if self.num_clusters > self.num_examples:
+      raise ValueError(f"num_clusters {self.num_clusters} is more than the {self.num_examples} training images")
+    variables = self.model.init(rng, jnp.asarray(batch["image"]), train=False)
+    # Before the first clustering (a run clusters at step 0; only steps outside the trainer see
+    # these): balanced random labels.
+    labels = balanced_random_labels(jax.random.fold_in(rng, 1), self.num_examples, self.num_clusters)
+    return variables["params"], {"batch_stats": variables.get("batch_stats", {}), "labels": labels,
+                                 "passes": jnp.zeros((), jnp.int32), "largest_cluster": jnp.zeros(()),
+                                 "kmeans_loss": jnp.zeros(())}
+
+  def _variables(self, params, state):
+    return {"params": params, "batch_stats": state["batch_stats"]}
+
+  def loss(self, params, state, batch, rng, step):
+    del step
+    logits, upd = self.model.apply(self._variables(params, state), jnp.asarray(batch["image"]), train=True,
+                                   mutable=["batch_stats"], rngs={"dropout": rng})
+    labels = state["labels"][jnp.asarray(batch["index"])]
+    loss = pseudo_label_cross_entropy(logits, jnp.where(labels >= 0, labels, IGNORE))
+    metrics = {"label_agreement": jnp.mean((jnp.argmax(logits, -1) == labels).astype(jnp.float32)),
+               "largest_cluster": state["largest_cluster"], "kmeans_loss": state["kmeans_loss"]}
+    return loss, (dict(state, batch_stats=upd.get("batch_stats", state["batch_stats"])), metrics)
+
+  def embed(self, params, state, images):
+    return self.model.apply(self._variables(params, state), images, method=ClusterClassifier.features)
+
+  def embed_blocks(self, params, state, images):
+    return self.model.apply(self._variables(params, state), images, method=ClusterClassifier.block_features)
+
+  def cluster_logits(self, params, state, images):
+    """The top layer's logits for preprocessed images (the clustering report)."""
+    return self.model.apply(self._variables(params, state), images, train=False)
+
+  # -- dataset pass
+  def pass_features(self, params, state, images):
+    return self.model.apply(self._variables(params, state), images, method=ClusterClassifier.pass_features)
+
+  def _cluster_features(self, state, features, step):
+    x = parallel.pca_whiten(features, dim=self.pca_dim)
+    key = jax.random.fold_in(jax.random.key(self.seed), step)
+    res = parallel.kmeans(x, key, num_clusters=self.num_clusters, iters=self.kmeans_iters)
+    labels = parallel.per_example(x, res.assignments, self.num_examples, fill=-1)
+    n = jnp.sum(features.valid)
+    return dict(state, labels=labels, passes=state["passes"] + 1,
+                largest_cluster=jnp.max(res.counts) / n, kmeans_loss=res.inertia / n)
+
+  def dataset_pass(self, params, state, features, *, step):
+    del params
+    if self.pca_dim > features.features.shape[-1]:
+      raise ValueError(f"DeepCluster: pca_dim {self.pca_dim} is more than the {features.features.shape[-1]} "
+                       "dimensions of the features it clusters")
+    return self._cluster(state, features, jnp.asarray(step, jnp.int32))
+
+  def after_dataset_pass(self, params, state):
+    key = jax.random.fold_in(jax.random.key(self.seed + 1), state["passes"])
+    top = params["top_layer"]
+    fresh = {"kernel": 0.01 * jax.random.normal(key, top["kernel"].shape, top["kernel"].dtype),
+             "bias": jnp.zeros_like(top["bias"])}
+    return {**params, "top_layer": fresh}
+
+  def sampler(self, state, num_examples):
+    return data.uniform_over_groups(state["labels"])
+
+  # -- run hooks
+  def check_metrics(self, metrics):
+    share = metrics.get("largest_cluster")
+    if share is not None and share >= self.collapse_share:
+      return (f"DeepCluster collapsed: k-means put {100 * share:.0f}% of the images in one cluster of "
+              f"{self.num_clusters}; lower the learning rate or use more clusters")
+    return None
+
+  def signature(self):
+    return {"method": self.name, "model": module_signature(self.model), "clusters": self.num_clusters,
+            "pca_dim": self.pca_dim, "sobel": self.sobel}

@@ -133,3 +133,46 @@ def per_example(features: ShardedFeatures, values: jax.Array, num_examples: int,
   flat = values.reshape((-1,) + values.shape[2:])
   out = jnp.full((num_examples,) + values.shape[2:], fill, values.dtype)
   return out.at[index].set(flat, mode="drop")
+
+
+@functools.partial(jax.jit, static_argnames=("dim",))
+def pca_whiten(features: ShardedFeatures, *, dim: int, eigen_power: float = -0.5, epsilon: float = 0.0
+               ) -> ShardedFeatures:
+  """DeepCluster's preprocessing of the features before k-means (official ``preprocess_features``:
+  ``faiss.PCAMatrix(F, dim, eigen_power=-0.5)`` trained and applied on all of them, then each
+  row L2-normalized).
+
+  Convention: mean and covariance ``X^T X / n - mu mu^T`` of the valid rows (float32 sums, one
+  chunk at a time); the `dim` eigenvectors of largest eigenvalue; ``y = (x - mu) V`` scaled by
+  ``(lambda + epsilon) ** eigen_power`` per component (-0.5: whitening; eigenvalues floored at
+  1e-12 so that a degenerate direction gives no inf); then ``y / |y|``. The chunk layout,
+  index, valid and labels are kept; padding rows are transformed like the others and stay
+  invalid.
+
+  >>> import numpy as np
+  >>> x = np.random.default_rng(0).normal(size=(1, 64, 5)).astype(np.float32) * [1, 2, 3, 4, 5]
+  >>> f = ShardedFeatures(x, np.arange(64)[None], np.ones((1, 64), bool), np.zeros((1, 64), np.int32))
+  >>> y = pca_whiten(f, dim=3).features
+  >>> y.shape, bool(np.allclose(np.linalg.norm(y, axis=-1), 1, atol=1e-5))
+  ((1, 64, 3), True)
+  """
+  x = features.features.astype(jnp.float32)
+  if dim > x.shape[-1]:
+    raise ValueError(f"pca_whiten: dim {dim} is more than the {x.shape[-1]} feature dimensions")
+  v = features.valid.astype(jnp.float32)
+
+  def moments(carry, chunk):
+    xc, vc = chunk
+    xv = xc * vc[:, None]
+    return (carry[0] + jnp.sum(xv, 0), carry[1] + xv.T @ xc, carry[2] + jnp.sum(vc)), None
+
+  f = x.shape[-1]
+  init = (jnp.zeros((f,)), jnp.zeros((f, f)), jnp.zeros(()))
+  (s1, s2, n), _ = jax.lax.scan(moments, init, (x, v))
+  mean = s1 / n
+  cov = s2 / n - jnp.outer(mean, mean)
+  eig, vec = jnp.linalg.eigh((cov + cov.T) / 2)  # ascending
+  eig, vec = eig[::-1][:dim], vec[:, ::-1][:, :dim]
+  proj = vec * jnp.maximum(eig + epsilon, 1e-12)[None, :] ** eigen_power
+  y = jax.lax.map(lambda xc: _normalize((xc - mean) @ proj), x)
+  return features.replace(features=y)

@@ -22,7 +22,7 @@ from jax_ssl.parallel import (any_process, check_batch_divisible, extract_featur
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
 from jax_ssl.train._optim import method_optimizer
-from jax_ssl.train._step import OnlineProbe, TrainState, init_train_state, make_train_step
+from jax_ssl.train._step import OnlineProbe, TrainState, init_train_state, make_train_step, reset_optimizer_state
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     pass_embed = make_embed_fn(method.pass_features, mesh) if method.dataset_pass_every else None
     # Whatever the pass's jitted code returns, the train step reads a replicated state.
     after_pass = jax.jit(lambda p, s: (method.after_dataset_pass(p, s), s), out_shardings=replicated(mesh))
+    reset_opt = jax.jit(lambda p, o: reset_optimizer_state(method, tx, p, o, method.reset_optimizer_after_pass),
+                        out_shardings=replicated(mesh))
 
     def maybe_dataset_pass(ts, step):
       if pass_embed is None or not method.dataset_pass_due(step):
@@ -163,6 +165,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
                                          batch_size=global_batch, mesh=mesh)
       params, method_state = after_pass(ts.params, method.dataset_pass(ts.params, ts.state, feats, step=step))
       ts = ts.replace(params=params, state=method_state)
+      if method.reset_optimizer_after_pass:
+        ts = ts.replace(opt_state=reset_opt(ts.params, ts.opt_state))
       if is_chief:
         log.info("dataset pass at step %d: %d examples in %.1fs", step, len(source), time.perf_counter() - t0)
       return ts, True

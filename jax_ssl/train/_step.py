@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from jax_ssl.methods import Method
+from jax_ssl.methods._base import _path_names
 from jax_ssl.parallel import batch_sharding, replicated
 from jax_ssl.train._optim import method_optimizer
 
@@ -90,18 +91,32 @@ def init_train_state(method: Method, tx, rng: jax.Array, batch: dict, mesh, prob
   `tx`: the run's optimizer (see `method_optimizer`), resolved into one per phase. `probe`: an
   `OnlineProbe` (the batch then carries "probe_image" and "label").
   """
-  txs, phases = method_optimizer(method, tx), method.phases()
-
   def init(rng, batch):
     params, state = method.init(rng, batch)
     params = method.project_params(params)
-    opt = {p.name: txs[p.name].init(_phase_params(params, p)) for p in phases}
-    opt = opt[phases[0].name] if len(phases) == 1 else opt
+    opt = init_optimizer_state(method, tx, params)
     probe_state = None if probe is None else probe.init(method.embed(params, state, batch["probe_image"]))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt,
                       state=state, skipped=jnp.zeros((), jnp.int32), probe=probe_state)
 
   return jax.jit(init, out_shardings=replicated(mesh))(rng, batch)
+
+
+def init_optimizer_state(method: Method, tx, params):
+  """The optimizer state of `params` as the train step reads it (one per phase when several)."""
+  txs, phases = method_optimizer(method, tx), method.phases()
+  opt = {p.name: txs[p.name].init(_phase_params(params, p)) for p in phases}
+  return opt[phases[0].name] if len(phases) == 1 else opt
+
+
+def reset_optimizer_state(method: Method, tx, params, opt_state, names):
+  """`opt_state` with every leaf under a parameter named in `names` (anywhere in its path, as
+  `Method.reset_optimizer_after_pass`) set to its initial value for `params`; the rest (other
+  parameters' moments, step counts) kept. Traceable."""
+  names = set(names)
+  fresh = init_optimizer_state(method, tx, params)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, old, new: new if _path_names(path) & names else old, opt_state, fresh)
 
 
 def _all_finite(tree) -> jax.Array:

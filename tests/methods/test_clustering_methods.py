@@ -1,5 +1,6 @@
-"""DeepCluster-v2 and SeLA: their objectives against NumPy, their dataset passes, their
-label-optimization schedule against the official loop, and bitwise resume across a pass."""
+"""DeepCluster, DeepCluster-v2 and SeLA: their objectives and inputs against NumPy, their dataset
+passes, SeLA's label-optimization schedule against the official loop, and bitwise resume
+across a pass."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import optax
 import pytest
 
 from jax_ssl import cluster, evaluate, models, parallel, train
-from jax_ssl.methods import DeepClusterV2, SeLA
+from jax_ssl.methods import DeepCluster, DeepClusterV2, SeLA
 from jax_ssl.methods.deepcluster import IGNORE, pseudo_label_cross_entropy
 from jax_ssl.methods.sela import optimization_steps
 from tests.helpers import batches, once, toy_source
@@ -27,6 +28,11 @@ def _dcv2():
                        crop_scales=((0.3, 1.0), (0.1, 0.4)), proj_hidden_dims=(16,), proj_dim=8,
                        num_prototypes=(6, 5, 4), kmeans_iters=3, eval_crop_fraction=1.0,
                        view_kwargs=dict(blur_p=0.0))
+
+
+def _dc(**kw):
+  return DeepCluster(backbone=_backbone(), num_clusters=5, pca_dim=4, kmeans_iters=3, image_size=16,
+                     eval_crop_fraction=1.0, **kw)
 
 
 def _sela():
@@ -167,10 +173,11 @@ def _host(result):
 
 # DeepCluster-v2 stopped exactly at an epoch boundary (its pass is redone from the checkpointed
 # bank), SeLA just after a label optimization.
-@pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster_v2", _dcv2, 3), ("sela", _sela, 4)])
+@pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster", _dc, 3), ("deepcluster_v2", _dcv2, 3),
+                                                    ("sela", _sela, 4)])
 def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, method_fn, stop_at):
   ref_passes, ref = once(("clustering-ref", name), lambda: _run(method_fn, str(tmp_path_factory.mktemp("ref"))))
-  if name == "deepcluster_v2":
+  if name.startswith("deepcluster"):
     assert ref_passes == [0, 3, 6]  # every epoch, before its first step
   else:
     assert ref_passes == optimization_steps(total_steps=9, steps_per_epoch=3, epochs=3, num_opts=4)
@@ -183,3 +190,99 @@ def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, m
   assert sorted(set(first) | set(second)) == ref_passes  # the boundary's pass is redone, no other
   for x, y in zip(jax.tree.leaves(_host(ref)), jax.tree.leaves(_host(r2))):
     np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------------------ DeepCluster (v1)
+def test_sobel_is_the_official_filter_on_the_channel_mean():
+  from scipy.signal import correlate2d
+
+  from jax_ssl.data import ops
+
+  x = np.random.default_rng(0).normal(size=(9, 7, 3)).astype(np.float32)
+  got = np.asarray(ops.sobel(x))
+  gray = x.astype(np.float64).mean(-1)
+  gx = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float64)
+  want = np.stack([correlate2d(gray, gx, mode="same", boundary="fill"),
+                   correlate2d(gray, gx.T, mode="same", boundary="fill")], -1)
+  assert got.shape == (9, 7, 2)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_pca_whitening_matches_numpy_up_to_the_eigenvectors_signs():
+  rng = np.random.default_rng(1)
+  x = (rng.normal(size=(3, 32, 6)) * [5, 4, 3, 2, 1, 0.5] + 2.0).astype(np.float32)
+  valid = np.ones((3, 32), bool)
+  valid[2, 20:] = False  # padding of the last chunk: left out of the statistics
+  feats = parallel.ShardedFeatures(jnp.asarray(x), jnp.arange(96).reshape(3, 32), jnp.asarray(valid),
+                                   jnp.zeros((3, 32), jnp.int32))
+  got = np.asarray(parallel.pca_whiten(feats, dim=4).features)[valid]
+  v = x[valid].astype(np.float64)
+  mu = v.mean(0)
+  eig, vec = np.linalg.eigh(np.cov(v.T, bias=True))
+  eig, vec = eig[::-1][:4], vec[:, ::-1][:, :4]
+  want = (v - mu) @ vec / np.sqrt(eig)
+  want /= np.linalg.norm(want, axis=1, keepdims=True)
+  signs = np.sign(np.sum(got * want, axis=0))
+  np.testing.assert_allclose(got * signs, want, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="dim 7 is more than the 6"):
+    parallel.pca_whiten(feats, dim=7)
+
+
+def test_deepcluster_loss_views_pass_and_classifier_reset():
+  method, src = _dc(), toy_source(n=N, size=16)
+  b, params, state = _init(method, src)
+  assert b["image"].shape == (BATCH, 16, 16, 2)  # Sobel input
+  # The loss: cross-entropy of the top layer's logits against the image's pseudo-label.
+  loss, (_, m) = method.loss(params, state, b, jax.random.key(0), 0)
+  logits, _ = method.model.apply({"params": params, "batch_stats": state["batch_stats"]}, jnp.asarray(b["image"]),
+                                 train=True, mutable=["batch_stats"])  # BatchNorm on the batch, as training
+  logits, labels = np.asarray(logits), np.asarray(state["labels"])[b["index"]]
+  np.testing.assert_allclose(float(loss), _np_ce(logits, labels), rtol=1e-5)
+  # The pass: k-means of the PCA-whitened, normalized features of every image; all K used.
+  embed = parallel.make_embed_fn(method.pass_features, parallel.make_mesh())
+  feats = parallel.extract_features_sharded(embed, method.eval_preprocess, params, state, src, batch_size=BATCH)
+  new = method.dataset_pass(params, state, feats, step=3)
+  want = parallel.kmeans(parallel.pca_whiten(feats, dim=4), jax.random.fold_in(jax.random.key(0), 3),
+                         num_clusters=5, iters=3)
+  np.testing.assert_array_equal(np.asarray(new["labels"]), np.asarray(parallel.per_example(feats, want.assignments, N)))
+  assert sorted(set(np.asarray(new["labels"]).tolist())) == list(range(5)) and int(new["passes"]) == 1
+  assert float(new["largest_cluster"]) == int(np.max(np.asarray(want.counts))) / N
+  # After it, a new top layer (N(0, 0.01), zero bias), the rest untouched.
+  reset = method.after_dataset_pass(params, new)
+  top = np.asarray(reset["top_layer"]["kernel"])
+  assert not np.allclose(top, params["top_layer"]["kernel"]) and 0.005 < top.std() < 0.02
+  assert not np.any(np.asarray(reset["top_layer"]["bias"]))
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves({k: v for k, v in reset.items() if k != "top_layer"}),
+                                                   jax.tree.leaves({k: v for k, v in params.items() if k != "top_layer"})))
+  # The sampler draws every cluster equally often: N // K + 1 images each.
+  host_labels = np.asarray(new["labels"])
+  drawn = np.asarray(method.sampler(jax.device_get(new), N)(N, 0, 0))
+  np.testing.assert_array_equal(np.bincount(host_labels[drawn], minlength=5), np.full(5, N // 5 + 1))
+
+
+def test_optimizer_state_of_the_reset_parameters_starts_again():
+  method = _dc()
+  params = {"backbone": {"kernel": jnp.ones((2, 2))}, "top_layer": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}}
+  tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
+  opt = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  _, opt = tx.update(grads, opt, params)
+  out = train.reset_optimizer_state(method, tx, params, opt, method.reset_optimizer_after_pass)
+  trace = out[1][0].trace
+  assert not np.any(np.asarray(trace["top_layer"]["kernel"])) and not np.any(np.asarray(trace["top_layer"]["bias"]))
+  np.testing.assert_array_equal(trace["backbone"]["kernel"], opt[1][0].trace["backbone"]["kernel"])
+  assert np.any(np.asarray(trace["backbone"]["kernel"]))
+
+
+def test_deepcluster_run_resets_the_classifiers_momentum_after_each_pass(tmp_path_factory):
+  """The trainer applies `reset_optimizer_after_pass`: without it the same run ends elsewhere."""
+  _, ref = once(("clustering-ref", "deepcluster"), lambda: _run(_dc, str(tmp_path_factory.mktemp("ref"))))
+
+  def no_reset():
+    m = _dc()
+    m.reset_optimizer_after_pass = ()
+    return m
+
+  _, other = _run(no_reset, str(tmp_path_factory.mktemp("noreset")))
+  a, b = _host(ref), _host(other)
+  assert not np.allclose(a["p"]["top_layer"]["kernel"], b["p"]["top_layer"]["kernel"])

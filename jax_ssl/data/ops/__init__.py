@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from jax_ssl.data.ops._base import (  # noqa: F401  (the basic ops, re-exported)
     CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, to_float, split_seed, sample_crop_box,
-    crop_and_resize, random_resized_crop, sample_flip, flip_left_right, random_flip, rot90, grayscale, rgb_to_lab, lightness_to_gray,
+    crop_and_resize, random_resized_crop, sample_flip, flip_left_right, random_flip, rot90, grayscale, sobel, rgb_to_lab, lightness_to_gray,
     random_grayscale, color_jitter, random_color_jitter, color_drop, gaussian_blur, random_gaussian_blur,
     solarize, random_solarize, normalize, simclr_view)
 from jax_ssl.data.ops._multicrop import multicrop_spec, multicrop_views, resolution_groups  # noqa: F401

@@ -137,6 +137,19 @@ def grayscale(image) -> tf.Tensor:
   return tf.tile(gray, [1, 1, 3])
 
 
+def sobel(image) -> tf.Tensor:
+  """DeepCluster's fixed input filter (Caron et al. 2018, official ``models/alexnet.py``): the
+  mean of the channels (a 1x1 convolution of weights 1/3), then the two 3x3 Sobel
+  cross-correlations ``[[1, 0, -1], [2, 0, -2], [1, 0, -1]]`` (horizontal gradient) and its
+  transpose, zero padding 1: ``[H, W, C]`` -> ``[H, W, 2]``. Applied, as the official, to the
+  normalized image, so values are not in [0, 1]."""
+  image = tf.convert_to_tensor(image, tf.float32)
+  gray = tf.reduce_mean(image, axis=-1, keepdims=True)
+  gx = tf.constant([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+  kernel = tf.stack([gx, tf.transpose(gx)], axis=-1)[:, :, None, :]  # [3, 3, 1, 2] HWIO
+  return tf.nn.conv2d(gray[None], kernel, strides=1, padding=[[0, 0], [1, 1], [1, 1], [0, 0]])[0]
+
+
 # sRGB (D65) -> CIE XYZ and the D65 2-degree white point: skimage.color's constants.
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 _D65_WHITE = (0.95047, 1.0, 1.08883)
