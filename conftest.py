@@ -30,15 +30,3 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
 
 assert jax.device_count() == 8, "conftest must run before anything imports jax"
-
-
-def pytest_collection_modifyitems(session, config, items):
-  """The tests marked `slow` (real-data runs, subprocess pipelines: 30-220 s each) first.
-
-  `make test` runs two xdist workers that take tests in collection order; with the longest
-  ones started last, one worker was still in the 3-minute CLI pipeline while the other had
-  nothing left. Starting them first lets the many short tests fill the gaps at the end.
-  The sort is stable, and every worker collects the same order (xdist requires it).
-  """
-  del session, config
-  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -35,13 +35,17 @@ def batches(method, src, global_batch, k, seed=0):
   return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
 
 
-def run_steps(method, tx, bs, devices=None, *, with_initial=False):
-  """Initializes from the first batch on a mesh of `devices` and runs one jitted step per batch.
+def run_steps(method, tx, bs, devices=None, *, with_initial=False, start=None):
+  """Initializes from the first batch on a mesh of `devices` (or starts from `start`, a host
+  `TrainState`, replicated on it) and runs one jitted step per batch.
 
   Returns (host state, metrics), or (initial params, host state, metrics) with `with_initial`.
   """
   mesh = train.make_mesh(devices)
-  state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(bs[0], mesh), mesh)
+  if start is None:
+    state = train.init_train_state(method, tx, jax.random.key(0), train.shard_batch(bs[0], mesh), mesh)
+  else:
+    state = jax.device_put(start, train.replicated(mesh))
   initial = jax.device_get(state.params) if with_initial else None  # before the donating step
   step = train.make_train_step(method, tx, mesh)
   metrics = []

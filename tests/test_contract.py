@@ -129,9 +129,13 @@ def _run_contract(name, tmp):
   method, src, run_config = _tiny(name, tmp)
   bs = batches(method, src, BATCH, 2)
   tx = optax.sgd(0.1, momentum=0.9)
-  p0, s1, m1 = run_steps(method, tx, bs, jax.devices()[:1], with_initial=True)
-  s8, m8 = run_steps(method, tx, bs, jax.devices())
-  return dict(name=name, method=method, src=src, config=run_config, batches=bs, tx=tx, p0=p0, s1=s1, m1=m1, s8=s8, m8=m8)
+  # Both meshes start from one initialization (on 8 devices it is the checkpoint test's target).
+  mesh = parallel.make_mesh(jax.devices())
+  start = jax.device_get(train.init_train_state(method, tx, jax.random.key(0), parallel.shard_batch(bs[0], mesh), mesh))
+  p0, s1, m1 = run_steps(method, tx, bs, jax.devices()[:1], with_initial=True, start=start)
+  s8, m8 = run_steps(method, tx, bs, jax.devices(), start=start)
+  return dict(name=name, method=method, src=src, config=run_config, batches=bs, tx=tx, start=start, p0=p0, s1=s1,
+              m1=m1, s8=s8, m8=m8)
 
 
 def test_two_finite_steps_that_change_the_parameters(ran):
@@ -159,8 +163,7 @@ def test_eight_devices_equal_one_device_with_the_global_batch(ran):
 def test_checkpoint_round_trip_restores_an_identical_state(ran, tmp_path):
   method, s = ran["method"], ran["s8"]
   mesh = parallel.make_mesh()
-  target = train.init_train_state(method, ran["tx"], jax.random.key(7), parallel.shard_batch(ran["batches"][0], mesh),
-                                  mesh)
+  target = jax.device_put(ran["start"], parallel.replicated(mesh))  # the trainer's init on 8 devices
   ckpt = train.Checkpointer(str(tmp_path), save_every=1, async_save=False)
   assert ckpt.save(2, jax.device_put(s, parallel.replicated(mesh)), {"signature": method.signature()}, force=True)
   ckpt.wait()
@@ -222,6 +225,7 @@ def test_exported_backbone_reloads_with_identical_features(ran, tmp_path, tmp_pa
   np.testing.assert_array_equal(np.asarray(jax.jit(lambda v, x: module.apply(v, x, train=False))(variables, x)),
                                 np.asarray(jax.jit(ran["method"].embed)(ran["s8"].params, ran["s8"].state, x)))
   assert card["num_features"] == model.embed(head.images).shape[1]
+  assert f"[N, H, W, {card['input_shape'][-1]}]" in card["input"], card["input"]  # says what the network takes
 
 
 @pytest.mark.parametrize("ran", ["simclr"], indirect=True)

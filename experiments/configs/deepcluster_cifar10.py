@@ -8,7 +8,12 @@ Variants (the argument after the colon):
     classifier MLP), Sobel input, random resized crop (0.2, 1) on 32-pixel images and flip,
     k-means into 100 clusters every epoch on the PCA-whitened (64 of 128 dimensions) and
     L2-normalized features, 20 iterations; batch 128, AdamW 5e-3 with 1 warm-up epoch and
-    cosine decay, 8 epochs. Figures: see the README's method table (measured runs only).
+    cosine decay, 8 epochs. Not tuned (one run).
+    Measured (this config, test split, 2-core CPU, 2026-12-03): 256 steps in 311 s (~260
+    images/s between passes; 8 passes), evaluation 54 s; kNN k=20 / k=200 27.53 / 27.73
+    against 19.96 / 21.83 for the same network at random init on the Sobel input (+7.6: short
+    of the +8 target), linear 35.20 (26.06); k-means on the features ACC / NMI 22.52 / 11.80;
+    the top layer's clusters ACC / NMI / ARI 18.68 / 14.23 / 5.13; largest cluster 2.2%.
   full: the paper's optimizer on CIFAR-10 (50k images): ResNet-50 CIFAR stem, K = 1000
     (over-clustering, as the paper's 10,000 for 1,000 ImageNet classes), PCA 256, SGD lr 0.05,
     momentum 0.9, weight decay 1e-5, batch 256, 500 epochs. Use with the full dataset

@@ -194,6 +194,11 @@ class Method(abc.ABC):
     skip = set(self.no_decay_names)
     return jax.tree_util.tree_map_with_path(lambda path, p: p.ndim > 1 and not (_path_names(path) & skip), params)
 
+  def resets_optimizer_state(self, path) -> bool:
+    """Whether the optimizer-state leaf at `path` (a key path into the optimizer state) belongs
+    to a parameter named in `reset_optimizer_after_pass`."""
+    return bool(_path_names(path) & set(self.reset_optimizer_after_pass))
+
   def project_params(self, params: PyTree) -> PyTree:
     return params
 

@@ -162,6 +162,11 @@ class Colorization(Method):
   """
 
   name = "colorization"
+
+  @property
+  def input_description(self):
+    return ("CIE L - 50 of the RGB image: [N, H, W, 1]" if self.trunk_input == "l" else
+            "the grey image of CIE L, normalized with data.mean / data.std: [N, H, W, 3]")
   stride = 4
 
   def __init__(self, *, backbone: nn.Module, image_size: int, grid: int = 10, num_neighbors: int = 5,

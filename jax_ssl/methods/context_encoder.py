@@ -114,6 +114,7 @@ class ContextEncoder(Method):
   """
 
   name = "context_encoder"
+  input_description = "RGB scaled to [-1, 1]: [N, H, W, 3]"
 
   def __init__(self, *, backbone: nn.Module, image_size: int, mask: str = "center", overlap: int = 4,
                band_weight: float = 10.0, known_weight: float = 1.0, l2_weight: float = 0.999,

@@ -115,6 +115,8 @@ class DamagedJigsaw(Method):
   """
 
   name = "damaged_jigsaw"
+  input_description = ("the grey image of CIE L (ops.lightness_to_gray), each image standardized per channel: "
+                       "[N, H, W, 3]")
   ab_stride = 4
 
   def __init__(self, *, backbone: nn.Module, num_permutations: int = 100, permutation_seed: int = 0,

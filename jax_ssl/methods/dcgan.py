@@ -54,6 +54,7 @@ class DCGAN(Method):
   """
 
   name = "dcgan"
+  input_description = "RGB scaled to [-1, 1]: [N, H, W, 3]"
 
   def __init__(self, *, backbone: nn.Module, image_size: int = 32, z_dim: int = 100, noise: str = "uniform",
                generator_width: int = 64, flip_p: float = 0.0, crop_fraction: float = 1.0,

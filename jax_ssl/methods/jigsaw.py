@@ -50,6 +50,7 @@ class Jigsaw(Method):
   """
 
   name = "jigsaw"
+  input_description = "RGB in [0, 1], each image standardized per channel (zero mean, unit std): [N, H, W, 3]"
 
   def __init__(self, *, backbone: nn.Module, num_permutations: int = 100, permutation_seed: int = 0,
                permutation_criterion: str = "mean", resize: int = 256, crop: int = 225, grid: int = 3,

@@ -93,6 +93,10 @@ class MultiTask(Method):
   def eval_preprocess(self, image):
     return self.first.eval_preprocess(image)
 
+  @property
+  def input_description(self):
+    return self.first.input_description
+
   def eval_view(self, image):
     return self.first.eval_view(image)
 

@@ -152,8 +152,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     pass_embed = make_embed_fn(method.pass_features, mesh) if method.dataset_pass_every else None
     # Whatever the pass's jitted code returns, the train step reads a replicated state.
     after_pass = jax.jit(lambda p, s: (method.after_dataset_pass(p, s), s), out_shardings=replicated(mesh))
-    reset_opt = jax.jit(lambda p, o: reset_optimizer_state(method, tx, p, o, method.reset_optimizer_after_pass),
-                        out_shardings=replicated(mesh))
+    reset_opt = jax.jit(lambda p, o: reset_optimizer_state(method, tx, p, o), out_shardings=replicated(mesh))
 
     def maybe_dataset_pass(ts, step):
       if pass_embed is None or not method.dataset_pass_due(step):

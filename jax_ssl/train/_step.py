@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import optax
 
 from jax_ssl.methods import Method
-from jax_ssl.methods._base import _path_names
 from jax_ssl.parallel import batch_sharding, replicated
 from jax_ssl.train._optim import method_optimizer
 
@@ -109,14 +108,13 @@ def init_optimizer_state(method: Method, tx, params):
   return opt[phases[0].name] if len(phases) == 1 else opt
 
 
-def reset_optimizer_state(method: Method, tx, params, opt_state, names):
-  """`opt_state` with every leaf under a parameter named in `names` (anywhere in its path, as
-  `Method.reset_optimizer_after_pass`) set to its initial value for `params`; the rest (other
-  parameters' moments, step counts) kept. Traceable."""
-  names = set(names)
+def reset_optimizer_state(method: Method, tx, params, opt_state):
+  """`opt_state` with every leaf of a parameter named in `method.reset_optimizer_after_pass`
+  (anywhere in its path) set to its initial value for `params`; the rest (other parameters'
+  moments, step counts) kept. Traceable."""
   fresh = init_optimizer_state(method, tx, params)
   return jax.tree_util.tree_map_with_path(
-      lambda path, old, new: new if _path_names(path) & names else old, opt_state, fresh)
+      lambda path, old, new: new if method.resets_optimizer_state(path) else old, opt_state, fresh)
 
 
 def _all_finite(tree) -> jax.Array:

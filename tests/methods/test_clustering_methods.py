@@ -267,7 +267,7 @@ def test_optimizer_state_of_the_reset_parameters_starts_again():
   opt = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
   _, opt = tx.update(grads, opt, params)
-  out = train.reset_optimizer_state(method, tx, params, opt, method.reset_optimizer_after_pass)
+  out = train.reset_optimizer_state(method, tx, params, opt)
   trace = out[1][0].trace
   assert not np.any(np.asarray(trace["top_layer"]["kernel"])) and not np.any(np.asarray(trace["top_layer"]["bias"]))
   np.testing.assert_array_equal(trace["backbone"]["kernel"], opt[1][0].trace["backbone"]["kernel"])
