@@ -8,7 +8,10 @@ Variants (the argument after the colon):
     classifier MLP), Sobel input, random resized crop (0.2, 1) on 32-pixel images and flip,
     k-means into 100 clusters every epoch on the PCA-whitened (64 of 128 dimensions) and
     L2-normalized features, 20 iterations; batch 128, AdamW 5e-3 with 1 warm-up epoch and
-    cosine decay, 8 epochs. Not tuned (one run).
+    cosine decay, 8 epochs.
+    Validation split (--config.eval.split=validation, 232 steps, 2026-12-03): kNN k=20 27.71
+    vs 17.59 at random init (+10.1), linear 35.18; cosine to a floor of half the rate
+    (--config.train.end_lr=0.0025) 26.99 / 35.42, so the cosine decays to 0.
     Measured (this config, test split, 2-core CPU, 2026-12-03): 256 steps in 311 s (~260
     images/s between passes; 8 passes), evaluation 54 s; kNN k=20 / k=200 27.53 / 27.73
     against 19.96 / 21.83 for the same network at random init on the Sobel input (+7.6: short
