@@ -162,12 +162,12 @@ class Colorization(Method):
   """
 
   name = "colorization"
+  stride = 4
 
   @property
   def input_description(self):
     return ("CIE L - 50 of the RGB image: [N, H, W, 1]" if self.trunk_input == "l" else
             "the grey image of CIE L, normalized with data.mean / data.std: [N, H, W, 3]")
-  stride = 4
 
   def __init__(self, *, backbone: nn.Module, image_size: int, grid: int = 10, num_neighbors: int = 5,
                sigma: float = 5.0, lam: float = 0.5, prior_sigma: float = 5.0, prior_images: int = 10000,

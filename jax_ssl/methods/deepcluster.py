@@ -457,10 +457,7 @@ class DeepCluster(Method):
                 largest_cluster=jnp.max(res.counts) / n, kmeans_loss=res.inertia / n)
 
   def dataset_pass(self, params, state, features, *, step):
-    del params
-    if self.pca_dim > features.features.shape[-1]:
-      raise ValueError(f"DeepCluster: pca_dim {self.pca_dim} is more than the {features.features.shape[-1]} "
-                       "dimensions of the features it clusters")
+    del params  # (pca_whiten refuses a pca_dim above the features' dimension)
     return self._cluster(state, features, jnp.asarray(step, jnp.int32))
 
   def after_dataset_pass(self, params, state):

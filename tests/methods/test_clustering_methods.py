@@ -233,7 +233,7 @@ def test_deepcluster_loss_views_pass_and_classifier_reset():
   b, params, state = _init(method, src)
   assert b["image"].shape == (BATCH, 16, 16, 2)  # Sobel input
   # The loss: cross-entropy of the top layer's logits against the image's pseudo-label.
-  loss, (_, m) = method.loss(params, state, b, jax.random.key(0), 0)
+  loss, _ = method.loss(params, state, b, jax.random.key(0), 0)
   logits, _ = method.model.apply({"params": params, "batch_stats": state["batch_stats"]}, jnp.asarray(b["image"]),
                                  train=True, mutable=["batch_stats"])  # BatchNorm on the batch, as training
   logits, labels = np.asarray(logits), np.asarray(state["labels"])[b["index"]]
