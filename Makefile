@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= runs/simclr_cifar10_quick
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-fast test-core test-imagenet bench install clean
+.PHONY: demo test test-fast test-core test-long test-imagenet bench install clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test-core:
 	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
 	$(CORE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $$(grep -E '^(jax|jaxlib|flax|optax|numpy)==' requirements.txt)
 	$(CORE_VENV)/bin/python tests/core_doctests.py
+
+# Real-data learning runs of over a minute each (BYOL, DetCon-B), outside the 20-minute suite.
+test-long: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -m long
 
 test-imagenet: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -m imagenet_smoke tests/test_imagenet_configs.py

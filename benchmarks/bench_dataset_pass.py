@@ -11,6 +11,8 @@ Parts, each in a fresh process (its own peak resident set size, `ru_maxrss`):
     10 iterations + the final assignment) of N x 128 unit rows into K clusters.
   sela: SeLA's label optimization of one head: `cluster.sela_labels` (lambda 25, float64 log
     domain, chunked) of N x K float32 logits (a random linear head on random 512-d features).
+  neighbors: SCAN's mining (once per run): exact top-21 cosine neighbours of N x 128 unit rows
+    (`parallel.nearest_neighbors` on device-sharded chunks of 1024; K is not used).
 The figures are per head; DeepCluster-v2 runs 3 heads per epoch, SeLA 10 per optimization.
 """
 
@@ -52,6 +54,23 @@ def _child(part: str, n: int, k: int) -> None:
     t0 = time.perf_counter()
     labels = cluster.sela_labels(logits, lam=25.0)
     extra = f"clusters in use {len(np.unique(labels))}, largest {np.bincount(labels).max()}"
+  elif part == "neighbors":
+    from jax_ssl import parallel  # pylint: disable=g-import-not-at-top
+
+    chunk = 1024
+    c = -(-n // chunk)
+    idx = np.minimum(np.arange(c * chunk), n - 1).reshape(c, chunk)
+    x = rng.normal(size=(n, 128)).astype(np.float32)
+    mesh = parallel.make_mesh()
+    put = lambda a: jax.device_put(a, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data")))
+    feats = parallel.ShardedFeatures(features=put(x[idx]), index=put(idx.astype(np.int32)),
+                                     valid=put(np.arange(c * chunk).reshape(c, chunk) < n),
+                                     labels=put(np.zeros((c, chunk), np.int32)))
+    del x
+    t0 = time.perf_counter()
+    nb, _ = parallel.nearest_neighbors(feats, k=21)
+    nb.block_until_ready()
+    extra = f"self first for {np.mean(np.asarray(nb)[..., 0].reshape(-1)[:n] == np.arange(n)):.4f} of the rows"
   elif part == "extract":
     from experiments.configs import deepcluster_v2_cifar10  # pylint: disable=g-import-not-at-top
     from jax_ssl import data, methods, parallel, pretrained  # pylint: disable=g-import-not-at-top
@@ -83,7 +102,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--n", type=int, default=200_000)
   parser.add_argument("--k", type=int, default=3000)
-  parser.add_argument("--parts", nargs="+", default=["extract", "kmeans", "sela"])
+  parser.add_argument("--parts", nargs="+", default=["extract", "kmeans", "sela", "neighbors"])
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:

@@ -134,6 +134,20 @@ def run_prepare(config) -> data.ArraySource:
   return prepared
 
 
+def _warm_start_from(method, init_from: str):
+  """The trainer's `warm_start` for `train.init_from`: loads that run only when called (a fresh
+  start; a resumed run needs no source) and hands it to `method.warm_start`."""
+  def warm_start(params, state):
+    try:
+      source = pretrained.load(init_from)
+    except CheckpointError as e:
+      raise CheckpointError(f"config.train.init_from={init_from!r}: {e}") from None
+    if jax.process_index() == 0:
+      print(f"{method.name}: starting from {init_from} ({source.method.name}, step {source.step})", flush=True)
+    return method.warm_start(params, state, source)
+  return warm_start
+
+
 def run_train(config, workdir: str) -> train.TrainResult:
   method = build_method(config)
   train_src, heldout_src = build_sources(config.data, config.eval)
@@ -156,13 +170,15 @@ def run_train(config, workdir: str) -> train.TrainResult:
     bank, queries = data.split_validation(train_src, fraction=config.eval.val_fraction, seed=config.eval.val_seed)
     evaluators.append(evaluate.KnnMonitor(method, bank, queries, every=config.eval.monitor_every,
                                           batch_size=config.eval.batch_size, mesh=mesh))
+  init_from = config.train.get("init_from") or ""  # run configs saved before it existed lack it
+  warm_start = _warm_start_from(method, init_from) if init_from else None
   t0 = time.time()
   result = train.train(method, train_src, workdir=workdir, global_batch=config.train.batch_size,
                        total_steps=total, tx=tx, schedule=schedule, seed=config.seed,
                        checkpoint_every=config.train.checkpoint_every, keep_checkpoints=config.train.keep_checkpoints,
                        log_every=config.train.log_every, max_nonfinite_steps=config.train.max_nonfinite_steps,
                        meta={"config": json.loads(config.to_json_best_effort())}, mesh=mesh, probe=probe,
-                       evaluators=tuple(evaluators))
+                       evaluators=tuple(evaluators), warm_start=warm_start)
   if jax.process_index() == 0:
     print(f"trained to step {result.step} in {time.time() - t0:.0f}s "
           f"({result.images_per_sec:.0f} images/s at the end)", flush=True)

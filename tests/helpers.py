@@ -5,6 +5,7 @@ import numpy as np
 
 from jax_ssl import data, train
 from jax_ssl.data import ArraySource
+from jax_ssl.methods import with_dataset_extras
 
 
 _ONCE = {}
@@ -30,8 +31,12 @@ def toy_source(n=64, size=16, num_classes=4, seed=0):
 
 
 def batches(method, src, global_batch, k, seed=0):
-  """The first `k` global training batches of `method`'s views of `src` (numpy dicts)."""
-  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=seed)
+  """The first `k` global training batches of `method`'s views of `src` (numpy dicts); a method
+  drawing partners (SCAN) draws them from its placeholder candidates."""
+  if method.partner_key:
+    src = with_dataset_extras(method, src, None)
+  ds = data.train_dataset(src, method.make_views, global_batch=global_batch, seed=seed,
+                          partner_key=method.partner_key)
   return [b for _, b in zip(range(k), ds.as_numpy_iterator())]
 
 

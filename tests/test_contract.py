@@ -50,6 +50,10 @@ CONTRACT = {
     "deepcluster_v2": ("deepcluster_v2_cifar10", "quick", dict(_SMALL, crop_sizes=(16, 8),
                                                                            num_prototypes=(6, 5)), 16),
     "sela": ("sela_cifar10", "quick", dict(image_size=16, num_heads=2, num_clusters=5), 16),
+    "scan": ("scan_cifar10", "quick", dict(image_size=16, num_heads=2, num_clusters=4, num_neighbors=3, cutout=8), 16),
+    # Threshold 0: at initialization no prediction is 0.99-confident (the loss would be 0).
+    "scan_selflabel": ("scan_cifar10", "selflabel_quick", dict(image_size=16, num_clusters=4, cutout=8,
+                                                               threshold=0.0), 16),
     "colorization": ("colorization_cifar10", "quick", dict(image_size=16, decoder_width=8), 16),
     "context_encoder": ("context_encoder_cifar10", "quick", dict(image_size=16, bottleneck=16, decoder_width=8,
                                                                  disc_widths=(8, 8)), 16),

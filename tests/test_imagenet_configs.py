@@ -28,6 +28,7 @@ CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagen
            ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
            ("damaged_jigsaw_imagenet", "full"),
            ("deepcluster_imagenet", "resnet50"), ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full"),
+           ("scan_imagenet", "scan"), ("scan_imagenet", "selflabel"),
            ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px"),
            ("seer_imagenet", "256gf")]
 
@@ -73,6 +74,10 @@ def test_imagenet_config_trains_on_a_streamed_imagenet_shaped_tfds_dataset(name,
     config.method_kwargs.num_clusters = 8
   if name == "deepcluster_imagenet":  # the 4096-wide classifier and PCA 256 on 48 images: narrower
     config.method_kwargs.head_hidden_dims, config.method_kwargs.pca_dim = (64, 64), 16
+  if name == "scan_imagenet":  # from random init (no pretext run here); 50 neighbours of 48 images: fewer
+    config.train.init_from = ""
+    if "num_neighbors" in config.method_kwargs:
+      config.method_kwargs.num_neighbors = 5
   if "mask_cache_dir" in config.method_kwargs:
     config.method_kwargs.mask_cache_dir = str(tmp_path / "masks")
   if name == "seer_imagenet":  # SEER's trunk family, tiny: RegNetY blocks with BN over groups of 4 examples

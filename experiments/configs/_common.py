@@ -82,7 +82,7 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
                  max_nonfinite_steps: int = 10, online_probe: bool = False,
                  online_probe_lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999,
                  grad_clip_norm: float | None = None, weight_decay_end: float | None = None,
-                 schedule_scale: float = 1.0, end_lr: float = 0.0) -> ml_collections.ConfigDict:
+                 schedule_scale: float = 1.0, end_lr: float = 0.0, init_from: str = "") -> ml_collections.ConfigDict:
   """The `train` block (every field explicit at the call site except the defaults).
 
   lr_scaling: "linear" (lr = base_lr * batch / 256) or "none".
@@ -99,6 +99,9 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
   schedule_scale: the cosine schedules (lr, weight decay) span `schedule_scale` times the run,
     so they stop short of their end (MSN's `ipe_scale` 1.25); 1.0: they end with the run.
   end_lr: the learning rate the cosine decays to (MSN 1e-6).
+  init_from: another run's workdir: a fresh run starts from its newest checkpoint
+    (`Method.warm_start`: its backbone; SCAN's self-labelling also its best head). Ignored
+    when this run resumes from its own checkpoint. "": from random initialization.
   """
   return ml_collections.ConfigDict(dict(
       steps=ml_collections.FieldReference(None, field_type=int), batch_size=batch_size, epochs=epochs, optimizer=optimizer, base_lr=base_lr, lr_scaling=lr_scaling,
@@ -107,7 +110,7 @@ def train_config(*, batch_size: int, epochs: int, optimizer: str, base_lr: float
       max_nonfinite_steps=max_nonfinite_steps, online_probe=online_probe, online_probe_lr=online_probe_lr,
       b1=b1, b2=b2, grad_clip_norm=ml_collections.FieldReference(grad_clip_norm, field_type=float),
       weight_decay_end=ml_collections.FieldReference(weight_decay_end, field_type=float),
-      schedule_scale=schedule_scale, end_lr=end_lr))
+      schedule_scale=schedule_scale, end_lr=end_lr, init_from=init_from))
 
 
 def eval_config(*, batch_size: int = 512, baselines: bool = True, per_block: bool = False,

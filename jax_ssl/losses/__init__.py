@@ -31,7 +31,7 @@ from jax_ssl.losses._pretext import (
     context_label,
     rotate_batch,
 )
-from jax_ssl.losses._scan import scan_loss, scan_loss_terms
+from jax_ssl.losses._scan import scan_loss, scan_loss_terms, scan_selflabel_loss, scan_selflabel_terms
 from jax_ssl.losses._swav import sinkhorn, swav_codes, swav_loss
 
 __all__ = [
@@ -62,6 +62,8 @@ __all__ = [
     "rotate_batch",
     "scan_loss",
     "scan_loss_terms",
+    "scan_selflabel_loss",
+    "scan_selflabel_terms",
     "sharpen",
     "sinkhorn",
     "swav_codes",

@@ -14,6 +14,7 @@ from jax_ssl.methods.mae import MAE
 from jax_ssl.methods.msn import MSN
 from jax_ssl.methods.deepcluster import DeepCluster, DeepClusterV2
 from jax_ssl.methods.sela import SeLA
+from jax_ssl.methods.scan import SCAN, SCANSelfLabel
 from jax_ssl.methods.colorization import Colorization
 from jax_ssl.methods.context_encoder import ContextEncoder
 from jax_ssl.methods.dcgan import DCGAN
@@ -36,6 +37,8 @@ REGISTRY = {
     DeepCluster.name: DeepCluster,
     DeepClusterV2.name: DeepClusterV2,
     SeLA.name: SeLA,
+    SCAN.name: SCAN,
+    SCANSelfLabel.name: SCANSelfLabel,
     Colorization.name: Colorization,
     ContextEncoder.name: ContextEncoder,
     DCGAN.name: DCGAN,
@@ -43,5 +46,5 @@ REGISTRY = {
     DamagedJigsaw.name: DamagedJigsaw,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepCluster", "DeepClusterV2", "SeLA", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepCluster", "DeepClusterV2", "SeLA", "SCAN", "SCANSelfLabel", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

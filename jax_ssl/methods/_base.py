@@ -42,6 +42,9 @@ implementations cover what some methods need around the optimizer update:
   masks, Context Prediction's nearest-neighbour patches).
 * `prepare_source(source)`: dataset-level inputs computed once before training or
   evaluation and attached to the source (DetCon's cached Felzenszwalb-Huttenlocher masks).
+* `warm_start(params, state, source)`: a fresh run that names another run's checkpoint
+  (`train.init_from`) starts from it: by default its backbone (parameters and BatchNorm
+  statistics) replaces this method's; SCAN's self-labelling also takes SCAN's best head.
 * `restored(params, state)`: `jax_ssl.load` hands a restored checkpoint to the method, which
   may set host-side attributes from its state (Colorization's colour prior).
 * `calibrate(params, state, source, mesh=)`: inference-time statistics recomputed from the
@@ -320,6 +323,25 @@ class Method(abc.ABC):
       out["batch_stats"] = stats
     return out
 
+  def warm_start(self, params: PyTree, state: PyTree, source) -> tuple:
+    """(params, state) of a fresh run started from `source`, another run restored by
+    `jax_ssl.load` (its `.method`, `.params`, `.state`; host numpy trees, as `params`/`state`).
+
+    Default: `source`'s backbone (`backbone_variables`: parameters and BatchNorm statistics)
+    replaces this method's at its "backbone" path; heads, projectors and the rest keep their
+    initialization. The two backbones must have the same structure and shapes (a ValueError
+    names the first difference). Methods with a copy of the backbone elsewhere (an EMA target)
+    or with more to take over (a head) override.
+    """
+    theirs = source.method.backbone_variables(source.params, source.state)
+    mine = self.backbone_variables(params, state)
+    _check_same_shapes(mine, theirs, f"the backbone of the {source.method.name} run")
+    path = _paths_named(params, "backbone")[0]
+    params = _set_at(params, path, theirs["params"])
+    if "batch_stats" in mine:
+      state = dict(state, batch_stats=_set_at(state["batch_stats"], path, theirs["batch_stats"]))
+    return params, state
+
   # ----------------------------------------------------------------------- identity
   def signature(self) -> dict:
     """What a checkpoint must match to be restored into this method (JSON-serializable)."""
@@ -334,6 +356,27 @@ def _paths_named(tree, name, prefix=()) -> list:
   for k, v in tree.items():
     out += [prefix + (k,)] if k == name else _paths_named(v, name, prefix + (k,))
   return out
+
+
+def _set_at(tree, path, value):
+  """A copy of nested dict `tree` with `tree[path[0]]...[path[-1]] = value`."""
+  if not path:
+    return value
+  return {**tree, path[0]: _set_at(tree[path[0]], path[1:], value)}
+
+
+def _check_same_shapes(mine, theirs, what: str) -> None:
+  """ValueError naming the first leaf where two variable trees differ in presence or shape."""
+  flat_mine = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(mine)}
+  flat_theirs = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(theirs)}
+  for key in sorted(set(flat_mine) | set(flat_theirs)):
+    if key not in flat_theirs:
+      raise ValueError(f"{what} has no {key} (this run's backbone has it: a different architecture)")
+    if key not in flat_mine:
+      raise ValueError(f"{what} has {key}, which this run's backbone lacks (a different architecture)")
+    a, b = tuple(flat_mine[key].shape), tuple(flat_theirs[key].shape)
+    if a != b:
+      raise ValueError(f"{what} does not fit this run's: {key} is {b} there and {a} here")
 
 
 def _at(tree, path):

@@ -176,3 +176,41 @@ def pca_whiten(features: ShardedFeatures, *, dim: int, eigen_power: float = -0.5
   proj = vec * jnp.maximum(eig + epsilon, 1e-12)[None, :] ** eigen_power
   y = jax.lax.map(lambda xc: _normalize((xc - mean) @ proj), x)
   return features.replace(features=y)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def nearest_neighbors(features: ShardedFeatures, *, k: int) -> tuple[jax.Array, jax.Array]:
+  """The `k` nearest neighbours of every valid row by cosine similarity (SCAN's mining: faiss
+  ``IndexFlatIP`` on L2-normalized features), the row itself included (normally first).
+
+  Exact search, one query chunk against one key chunk at a time (a running top-k of `B x k`
+  per query chunk; no `N x N` matrix): ``N^2 F`` multiply-adds, queries sharded over the devices.
+  Ties go to the lower example index.
+
+  Returns (indices int32 [C, B, k]: example indices of the neighbours, most similar first;
+  similarities float32 [C, B, k]), laid out as the features (`per_example` gives [N, k]).
+  """
+  x = _normalize(features.features.astype(jnp.float32))
+  if k > x.shape[0] * x.shape[1]:
+    raise ValueError(f"nearest_neighbors: k = {k} is more than the {x.shape[0] * x.shape[1]} rows")
+  big = jnp.iinfo(jnp.int32).max
+
+  def per_query_chunk(_, q):
+    def merge(carry, key):
+      best_s, best_i = carry
+      kx, kv, ki = key
+      s = jnp.where(kv[None, :], q @ kx.T, -jnp.inf)
+      ids = jnp.broadcast_to(jnp.where(kv, ki, big)[None, :], s.shape)
+      cand_s = jnp.concatenate([best_s, s], axis=1)
+      cand_i = jnp.concatenate([best_i, ids], axis=1)
+      # The kept candidates come from earlier chunks (lower indices) and a chunk's rows are in
+      # index order, so top_k's stable order on ties is the lower index first.
+      top_s, order = jax.lax.top_k(cand_s, k)
+      return (top_s, jnp.take_along_axis(cand_i, order, 1)), None
+
+    init = (jnp.full((q.shape[0], k), -jnp.inf, jnp.float32), jnp.full((q.shape[0], k), big, jnp.int32))
+    (s, i), _ = jax.lax.scan(merge, init, (x, features.valid, features.index.astype(jnp.int32)))
+    return None, (i, s)
+
+  _, (idx, sims) = jax.lax.scan(per_query_chunk, None, x)
+  return idx, sims

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -22,7 +22,8 @@ from jax_ssl.parallel import (any_process, check_batch_divisible, extract_featur
 from jax_ssl.train import _logging as mlog
 from jax_ssl.train._checkpoint import Checkpointer
 from jax_ssl.train._optim import method_optimizer
-from jax_ssl.train._step import OnlineProbe, TrainState, init_train_state, make_train_step, reset_optimizer_state
+from jax_ssl.train._step import (OnlineProbe, TrainState, init_optimizer_state, init_train_state, make_train_step,
+                                 reset_optimizer_state)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
           keep_checkpoints: int = 3, log_every: int = 20, max_nonfinite_steps: int = 10,
           meta: dict | None = None, progress: bool = True, mesh=None,
           stop_after: int | None = None, sync_every: int | None = None, probe: OnlineProbe | None = None,
-          evaluators: tuple = ()) -> TrainResult:
+          evaluators: tuple = (), warm_start: Callable | None = None) -> TrainResult:
   """Pretrains `method` on `source`, resuming automatically from `workdir/checkpoints`.
 
   Args:
@@ -105,6 +106,10 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
     evaluators: objects with `every` (steps) and `run(train_state) -> {name: number}` (e.g.
       `jax_ssl.evaluate.KnnMonitor`), run every `every` steps and at the end, logged as
       kind "eval" to metrics.jsonl and TensorBoard.
+    warm_start: `(params, state) -> (params, state)` on host numpy trees, applied once to a
+      run that starts fresh (never on resume): the parameters another run's checkpoint gives
+      (e.g. `lambda p, s: method.warm_start(p, s, jax_ssl.load(other_workdir))`); the optimizer
+      state is initialized for them.
 
   Methods with `dataset_pass_every` get `dataset_pass` at those boundaries, before the step:
   the features of the whole `source` are extracted with the current parameters, sharded over
@@ -194,6 +199,12 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
                 flush=True)
       if is_chief:
         print(f"Resuming from checkpoint step {start_step} in {ckpt.directory}", flush=True)
+    elif warm_start is not None:
+      params, method_state = warm_start(jax.tree.map(to_host, state.params), jax.tree.map(to_host, state.state))
+      params, method_state = jax.tree.map(to_host, (params, method_state))  # the source's arrays may sit elsewhere
+      fresh = jax.jit(lambda p, s: (p, s, init_optimizer_state(method, tx, p)), out_shardings=replicated(mesh))
+      params, method_state, opt_state = fresh(params, method_state)
+      state = state.replace(params=params, state=method_state, opt_state=opt_state)
     writer = mlog.MetricWriter(workdir) if is_chief else None
     if is_chief:
       mlog.truncate_metrics(workdir, start_step)

@@ -131,6 +131,7 @@ def test_predictor_lr_mult_scales_only_the_predictor_update():
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 105 s: opt-in (`make test-long`); BYOL's steps, EMA and loss are checked in CI by the tests above
 def test_short_real_data_run_learns():
   from tests.methods._steps import cifar_subset, short_real_run
 

@@ -35,3 +35,4 @@ from jax_ssl.data.ops._masks import (binary_masks, color_part, crop_flip_pair, d
 from jax_ssl.data.ops._exemplar import exemplar_transform, pixel_pca  # noqa: F401
 from jax_ssl.data.ops._inpainting import center_masks, center_region, random_region_mask  # noqa: F401
 from jax_ssl.data.ops._patches import *  # noqa: F401,F403  (pretext-task inputs: rotations, context pairs, jigsaw)
+from jax_ssl.data.ops._randaugment import STRONG_OPS, cutout, rand_augment, strong_view  # noqa: F401  (SCAN)
