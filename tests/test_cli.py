@@ -1,4 +1,5 @@
-"""The command line, end to end, as a user runs it: real subprocesses on real CIFAR images."""
+"""The command line, end to end, as a user runs it: real subprocesses on real CIFAR images (the
+further evaluation modes of one checkpoint in-process, through the runner functions main.py calls)."""
 
 import json
 import os
@@ -83,12 +84,24 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
   assert again["step"] == first["step"]
   assert again["report"] == first["report"]
 
+  # The other evaluation modes on the checkpoint, in this process (`main.py` hands each to the
+  # runner function called here once it has the config; the CLI itself is covered above).
+  from experiments import runner
+
+  def saved_config(**overrides):
+    config = runner.resolve_config(None, workdir, mode="evaluate")
+    for key, value in overrides.items():
+      node = config
+      *parents, leaf = key.split(".")
+      for name in parents:
+        node = node[name]
+      node[leaf] = value
+    return config
+
   # Transfer: the CIFAR checkpoint evaluated on another dataset (ants / bees photographs, any
   # size: the evaluation view resizes them), written beside the run's own results.
-  same_run = [f"--config={CONFIG}:quick", f"--workdir={workdir}", f"--config.data.path={data}", *TINY]
-  proc = _run(*same_run, "--mode=evaluate", f"--config.eval.transfer.path={HYMENOPTERA}",
-              "--config.eval.transfer.test_split=val", "--config.eval.baselines=False")
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  runner.run_evaluate(saved_config(**{"eval.transfer.path": HYMENOPTERA, "eval.transfer.test_split": "val",
+                                      "eval.baselines": False}), workdir)
   with open(os.path.join(workdir, "results_transfer.json")) as f:
     transfer = json.load(f)
   assert "hymenoptera_data/val" in transfer["test_split"] and transfer["step"] == first["step"]
@@ -98,13 +111,11 @@ def test_train_evaluate_and_reevaluate_a_checkpoint(tmp_path):
 
   # The published protocols on the checkpoint: SGD linear evaluation, and fine-tuning with 10%
   # of the labels against the same network from random init.
-  proc = _run(*same_run, "--mode=linear", "--config.eval.linear_sgd.epochs=1")
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  runner.run_protocol(saved_config(**{"eval.linear_sgd.epochs": 1}), workdir, "linear")
   with open(os.path.join(workdir, "results_linear.json")) as f:
     linear = json.load(f)
   assert linear["protocol"] == "linear" and linear["step"] == first["step"] and 0 <= linear["rows"]["pretrained"]["top1"] <= 100
-  proc = _run(*same_run, "--mode=finetune", "--config.eval.finetune.epochs=2", "--config.eval.finetune.batch_size=32")
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  runner.run_protocol(saved_config(**{"eval.finetune.epochs": 2, "eval.finetune.batch_size": 32}), workdir, "finetune")
   with open(os.path.join(workdir, "results_finetune.json")) as f:
     tuned = json.load(f)
   assert set(tuned["rows"]) == {"pretrained", "random_init"} and tuned["labelled_examples"] == 50  # round(0.1 x 48) per class

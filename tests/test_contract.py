@@ -54,6 +54,8 @@ CONTRACT = {
     # Threshold 0: at initialization no prediction is 0.99-confident (the loss would be 0).
     "scan_selflabel": ("scan_cifar10", "selflabel_quick", dict(image_size=16, num_clusters=4, cutout=8,
                                                                threshold=0.0), 16),
+    "smog": ("smog_cifar10", "quick", dict(_SMALL, image_size=16, pred_hidden_dims=(16,), num_groups=4,
+                                           reset_every=2, bank_size=48), 16),
     "colorization": ("colorization_cifar10", "quick", dict(image_size=16, decoder_width=8), 16),
     "context_encoder": ("context_encoder_cifar10", "quick", dict(image_size=16, bottleneck=16, decoder_width=8,
                                                                  disc_widths=(8, 8)), 16),
@@ -77,6 +79,9 @@ BACKBONES = {"mae": _TINY_VIT,
              # that the same step on one device with the batch in another order (the same sum) moved
              # the momentum by 1.5e-5, as much as 8 devices did (2.1e-5); with 16 both stay at 3e-6.
              "detcon_b": dict(name="convnet", widths=(16, 16)),
+             # SMoG: its cosine logits at temperature 0.1 amplify the 8-channel ConvNet's float32
+             # noise tenfold (an 8-wide parameter differed by 1.1e-5 between the meshes); 16 channels as DetCon-B.
+             "smog": dict(name="convnet", widths=(16, 16)),
              "context_encoder": dict(name="dcgan", widths=(8, 8)),
              "dcgan": dict(name="dcgan", widths=(8, 8))}
 BATCH = 16

@@ -28,7 +28,7 @@ CONFIGS = [("swav_imagenet", "bs256"), ("detcon_imagenet", "b"), ("detcon_imagen
            ("rotnet_imagenet", "full"), ("context_imagenet", "full"), ("jigsaw_imagenet", "full"),
            ("damaged_jigsaw_imagenet", "full"),
            ("deepcluster_imagenet", "resnet50"), ("deepcluster_v2_imagenet", "800ep"), ("sela_imagenet", "10x3k"), ("colorization_imagenet", "full"),
-           ("scan_imagenet", "scan"), ("scan_imagenet", "selflabel"),
+           ("scan_imagenet", "scan"), ("scan_imagenet", "selflabel"), ("smog_imagenet", "400ep"),
            ("context_encoder_imagenet", "center"), ("context_encoder_imagenet", "random"), ("dcgan_imagenet", "32px"),
            ("seer_imagenet", "256gf")]
 
@@ -78,6 +78,8 @@ def test_imagenet_config_trains_on_a_streamed_imagenet_shaped_tfds_dataset(name,
     config.train.init_from = ""
     if "num_neighbors" in config.method_kwargs:
       config.method_kwargs.num_neighbors = 5
+  if name == "smog_imagenet":  # 3000 groups from a 2.46M-row bank: 8 groups, a bank of two steps
+    config.method_kwargs.num_groups, config.method_kwargs.bank_size = 8, 32
   if "mask_cache_dir" in config.method_kwargs:
     config.method_kwargs.mask_cache_dir = str(tmp_path / "masks")
   if name == "seer_imagenet":  # SEER's trunk family, tiny: RegNetY blocks with BN over groups of 4 examples

@@ -41,7 +41,7 @@ def _run(x, valid, centroids, *, num_iters: int, chunk: int):
   return centroids, labels
 
 
-def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096):
+def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096, valid=None):
   """DeepCluster-v2's k-means on the sphere.
 
   Convention: `x` [N, D] and `centroids` [K, D] are L2-normalized (by the caller: the memory
@@ -51,6 +51,9 @@ def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096):
   its previous centroid. Then one more assignment, so the returned assignments are the argmax
   under the returned centroids (as `main_deepclusterv2.py`, whose last iteration assigns
   without updating).
+
+  `valid` (optional bool [N]): rows marked False take no part in the centroids (a memory bank
+  not yet full); they still get an assignment.
 
   Rows are processed `chunk` at a time (an N x K score matrix never exists: at N = 1.28M,
   K = 3,000 a chunk's scores are 4096 x 3000).
@@ -72,7 +75,10 @@ def spherical_kmeans(x, centroids, *, num_iters: int = 10, chunk: int = 4096):
   n = x.shape[0]
   chunk = max(1, min(int(chunk), n))
   pad = (-n) % chunk
-  valid = jnp.arange(n + pad) < n
+  mask = jnp.ones((n,), bool) if valid is None else jnp.asarray(valid, bool)
+  if mask.shape != (n,):
+    raise ValueError(f"spherical_kmeans: valid must be [N] = [{n}], got {mask.shape}")
+  valid = jnp.pad(mask, (0, pad))
   xp = jnp.pad(x, ((0, pad), (0, 0)))
   c, labels = _run(xp, valid, centroids, num_iters=int(num_iters), chunk=chunk)
   return c, labels[:n].astype(jnp.int32)

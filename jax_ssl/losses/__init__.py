@@ -32,6 +32,7 @@ from jax_ssl.losses._pretext import (
     rotate_batch,
 )
 from jax_ssl.losses._scan import scan_loss, scan_loss_terms, scan_selflabel_loss, scan_selflabel_terms
+from jax_ssl.losses._smog import smog_assign, smog_group_update, smog_loss
 from jax_ssl.losses._swav import sinkhorn, swav_codes, swav_loss
 
 __all__ = [
@@ -65,6 +66,9 @@ __all__ = [
     "scan_selflabel_loss",
     "scan_selflabel_terms",
     "sharpen",
+    "smog_assign",
+    "smog_group_update",
+    "smog_loss",
     "sinkhorn",
     "swav_codes",
     "swav_loss",

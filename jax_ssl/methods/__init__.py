@@ -15,6 +15,7 @@ from jax_ssl.methods.msn import MSN
 from jax_ssl.methods.deepcluster import DeepCluster, DeepClusterV2
 from jax_ssl.methods.sela import SeLA
 from jax_ssl.methods.scan import SCAN, SCANSelfLabel
+from jax_ssl.methods.smog import SMoG
 from jax_ssl.methods.colorization import Colorization
 from jax_ssl.methods.context_encoder import ContextEncoder
 from jax_ssl.methods.dcgan import DCGAN
@@ -39,6 +40,7 @@ REGISTRY = {
     SeLA.name: SeLA,
     SCAN.name: SCAN,
     SCANSelfLabel.name: SCANSelfLabel,
+    SMoG.name: SMoG,
     Colorization.name: Colorization,
     ContextEncoder.name: ContextEncoder,
     DCGAN.name: DCGAN,
@@ -46,5 +48,5 @@ REGISTRY = {
     DamagedJigsaw.name: DamagedJigsaw,
 }
 
-__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepCluster", "DeepClusterV2", "SeLA", "SCAN", "SCANSelfLabel", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
+__all__ = ["Method", "ParamGroup", "Phase", "SimCLR", "SwAV", "BYOL", "DetConS", "DetConB", "RotNet", "ContextPrediction", "Jigsaw", "MultiTask", "MAE", "MSN", "DeepCluster", "DeepClusterV2", "SeLA", "SCAN", "SCANSelfLabel", "SMoG", "Colorization", "ContextEncoder", "DCGAN", "Exemplar", "DamagedJigsaw",
            "REGISTRY", "batch_spec", "example_batch", "with_dataset_extras", "zeros_batch"]

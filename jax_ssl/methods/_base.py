@@ -128,6 +128,10 @@ class Method(abc.ABC):
   # An extra (from `dataset_extras`) of int [N, K] candidate indices: the pipeline draws one per
   # example and adds it as `example["partner"]` ({"image", "label", "index"}); None: no partner.
   partner_key: str | None = None
+  # Whether a dataset pass can change what the input pipeline reads (`dataset_extras`,
+  # `sampler`); False: the pipeline is not rebuilt after a pass and the state never goes to the
+  # host for it (SMoG, whose pass only resets its groups from a device-resident memory bank).
+  pass_changes_inputs: bool = True
   # Parameters (by name, anywhere in their path) whose optimizer state (momentum, Adam moments)
   # is re-initialized after every dataset pass; the optimizer's step counts are kept.
   reset_optimizer_after_pass: tuple = ()

@@ -116,7 +116,8 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
   every device and process, and the method's new state is checkpointed with the rest. A
   checkpoint taken at a boundary holds the state before that boundary's pass, so a resumed
   run redoes it (from the same parameters: the same result) and sees exactly the batches of
-  an uninterrupted run; the pipeline is rebuilt from `dataset_extras` after every pass.
+  an uninterrupted run; the pipeline is rebuilt from `dataset_extras` after every pass (unless
+  the method's `pass_changes_inputs` is False).
   """
   # Signals are caught from the start (data loading and compilation can take minutes); they
   # take effect at the first step boundary.
@@ -144,7 +145,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
 
     def dataset(start, method_state):
       order, host_state = None, None
-      if method.dataset_pass_every and method_state is not None:  # numpy on every process
+      if method.dataset_pass_every and method.pass_changes_inputs and method_state is not None:  # numpy, every process
         host_state = jax.tree.map(to_host, method_state)
         order = method.sampler(host_state, len(source))
       return pipeline.train_dataset(with_extras(host_state), view_fn, global_batch=global_batch, seed=seed,
@@ -291,7 +292,7 @@ def train(method: Method, source: ArraySource, *, workdir: str, global_batch: in
         break
       if step < end_step:
         state, passed = maybe_dataset_pass(state, step)
-        if passed:
+        if passed and method.pass_changes_inputs:  # the same batches either way: the pipeline is a function of the step
           batches = make_batches(step, state.state)
     if step == total_steps and not preempted:  # inference statistics for the final checkpoint (DCGAN)
       state = state.replace(state=method.calibrate(state.params, state.state, source, mesh=mesh))

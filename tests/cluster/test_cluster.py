@@ -58,6 +58,22 @@ def test_an_empty_cluster_keeps_its_centroid_and_assignments_follow_the_returned
     spherical_kmeans(x, init[:, :2])
 
 
+@pytest.mark.parametrize("chunk", [4096, 64])
+def test_rows_marked_invalid_take_no_part_in_the_centroids(chunk):
+  """A memory bank not yet full (SMoG): k-means on the valid rows only, whatever the others hold."""
+  x, _ = _blobs()
+  valid = np.arange(len(x)) < 300
+  junk = x.copy()
+  junk[300:] = _unit(np.ones((200, x.shape[1]))).astype(np.float32)
+  c, a = spherical_kmeans(junk, x[:7], num_iters=10, chunk=chunk, valid=valid)
+  want_c, want_a = np_spherical_kmeans(x[:300].astype(np.float64), x[:7], 10)
+  np.testing.assert_allclose(c, want_c, atol=1e-5)
+  np.testing.assert_array_equal(a[:300], want_a)
+  np.testing.assert_array_equal(a, np.argmax(junk @ c.T, axis=1))  # invalid rows are still assigned
+  with pytest.raises(ValueError, match="valid"):
+    spherical_kmeans(x, x[:7], valid=valid[:10])
+
+
 def np_sela(logits, lam):
   """optimize_L_sk of the SeLA code, float64, probability domain (fine at these sizes)."""
   p = np.exp(logits - logits.max(1, keepdims=True))

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jax_ssl import cluster, evaluate, models, parallel, train
-from jax_ssl.methods import DeepCluster, DeepClusterV2, SeLA
+from jax_ssl.methods import DeepCluster, DeepClusterV2, SeLA, SMoG
 from jax_ssl.methods.deepcluster import IGNORE, pseudo_label_cross_entropy
 from jax_ssl.methods.sela import optimization_steps
 from tests.helpers import batches, once, toy_source
@@ -38,6 +38,12 @@ def _dc(**kw):
 def _sela():
   return SeLA(backbone=_backbone(), num_heads=2, num_clusters=4, num_opts=4, image_size=16,
               eval_crop_fraction=1.0)
+
+
+def _smog(**kw):
+  kw = {"num_groups": 4, "reset_every": 4, "bank_size": 48, "kmeans_iters": 10, **kw}
+  return SMoG(backbone=_backbone(), image_size=16, proj_hidden_dims=(16,), proj_dim=8, pred_hidden_dims=(16,),
+              tau_base=0.99, eval_crop_fraction=1.0, view_kwargs=dict(blur_p=0.0), **kw)
 
 
 def _np_ce(logits, labels):
@@ -174,11 +180,13 @@ def _host(result):
 # DeepCluster-v2 stopped exactly at an epoch boundary (its pass is redone from the checkpointed
 # bank), SeLA just after a label optimization.
 @pytest.mark.parametrize("name,method_fn,stop_at", [("deepcluster", _dc, 3), ("deepcluster_v2", _dcv2, 3),
-                                                    ("sela", _sela, 4)])
+                                                    ("sela", _sela, 4), ("smog", _smog, 4)])
 def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, method_fn, stop_at):
   ref_passes, ref = once(("clustering-ref", name), lambda: _run(method_fn, str(tmp_path_factory.mktemp("ref"))))
   if name.startswith("deepcluster"):
     assert ref_passes == [0, 3, 6]  # every epoch, before its first step
+  elif name == "smog":
+    assert ref_passes == [0, 4, 8]  # every reset_every = 4 steps
   else:
     assert ref_passes == optimization_steps(total_steps=9, steps_per_epoch=3, epochs=3, num_opts=4)
     assert ref_passes == [0, 2, 6]
@@ -190,6 +198,106 @@ def test_resume_across_a_dataset_pass_is_bitwise_exact(tmp_path_factory, name, m
   assert sorted(set(first) | set(second)) == ref_passes  # the boundary's pass is redone, no other
   for x, y in zip(jax.tree.leaves(_host(ref)), jax.tree.leaves(_host(r2))):
     np.testing.assert_array_equal(x, y)
+  if name == "smog":  # its pass leaves the pipeline as it is: rebuilding it anyway changes nothing
+    def rebuilding():
+      method = _smog()
+      method.pass_changes_inputs = True
+      return method
+    _, rebuilt = _run(rebuilding, str(tmp_path_factory.mktemp("rebuilt")))
+    for x, y in zip(jax.tree.leaves(_host(ref)), jax.tree.leaves(_host(rebuilt))):
+      np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------------------ SMoG
+def _unit(x):
+  x = np.asarray(x, np.float64)
+  return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _np_smog(t1, t2, p1, p2, groups, beta=0.99, temperature=0.1):
+  """SMoG's step in float64: assign both views' momentum features to the nearest group, move
+  the groups to the momentum mean of their members, cross-entropy of each view's prediction
+  against the other view's group under the moved groups."""
+  t = _unit(np.concatenate([t1, t2]))
+  g = np.asarray(groups, np.float64)
+  a = np.argmax(t @ _unit(g).T, axis=1)
+  new = g.copy()
+  for k in np.unique(a):
+    v = beta * g[k] + (1 - beta) * t[a == k].mean(0)
+    new[k] = v / np.linalg.norm(v)
+  b = len(t1)
+  a1, a2 = a[:b], a[b:]
+  return 0.5 * (_np_ce(_unit(p1) @ _unit(new).T / temperature, a2)
+                + _np_ce(_unit(p2) @ _unit(new).T / temperature, a1)), new, t
+
+
+def test_smog_loss_groups_and_ring_bank_match_numpy():
+  method, src = _smog(), toy_source(n=N, size=16)
+  b, params, state = _init(method, src)
+  for call in range(2):  # the second call wraps around the 48-row bank (32 rows per step)
+    loss, (new, metrics) = method.loss(params, state, b, jax.random.key(1), jnp.asarray(call))
+    (_, p1, t1), (_, p2, t2), _ = method.net.two_views(params, state, (b["view1"],), (b["view2"],))
+    want, groups, t = _np_smog(*(np.asarray(x) for x in (t1, t2, p1, p2, state["groups"])))
+    np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(new["groups"]), groups, rtol=1e-5, atol=1e-6)
+    rows = (call * 32 + np.arange(32)) % 48
+    np.testing.assert_allclose(np.asarray(new["bank"])[rows], t, rtol=1e-5, atol=1e-6)
+    assert int(new["bank_ptr"]) == (call + 1) * 32 % 48 and int(new["bank_filled"]) == min((call + 1) * 32, 48)
+    assert float(metrics["groups_in_use"]) == len(np.unique(np.argmax(t @ _unit(state["groups"]).T, axis=1)))
+    state = new
+  untouched = np.setdiff1d(np.arange(48), (32 + np.arange(32)) % 48)
+  assert untouched.tolist() == list(range(16, 32))  # the first call's rows 16-31, kept
+
+
+def _assert_kmeans_fixed_point(groups, x):
+  """Each group with members is the normalized mean of the rows nearest to it (k-means converged)."""
+  x = _unit(x)
+  a = np.argmax(x @ np.asarray(groups, np.float64).T, axis=1)
+  for k in np.unique(a):
+    m = x[a == k].mean(0)
+    np.testing.assert_allclose(np.asarray(groups[k], np.float64), m / np.linalg.norm(m), rtol=1e-4, atol=1e-5)
+  return len(np.unique(a))
+
+
+def test_smog_resets_groups_by_kmeans_of_the_features_then_of_the_filled_bank():
+  method, src = _smog(num_groups=3, kmeans_iters=30), toy_source(n=N, size=16)
+  b, params, state = _init(method, src)
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  embed = parallel.make_embed_fn(method.pass_features, mesh)
+  feats = parallel.extract_features_sharded(embed, method.eval_preprocess, params, state, src, batch_size=BATCH,
+                                            mesh=mesh)
+  assert method.pass_needs_features(0) and not method.pass_needs_features(4)
+  assert method.dataset_pass_due(0) and method.dataset_pass_due(4) and not method.dataset_pass_due(3)
+  new = method.dataset_pass(params, state, feats, step=0)
+  z, _ = parallel.extract_features(embed, method.eval_preprocess, params, state, src, batch_size=BATCH, mesh=mesh)
+  assert float(new["kmeans_groups"]) == _assert_kmeans_fixed_point(np.asarray(new["groups"]), z)
+  assert int(new["bank_filled"]) == 0  # the initial pass leaves the bank to the steps
+  # The report's clusters: each image's nearest group.
+  pred = evaluate.cluster_predictions(method, params, new, src, batch_size=BATCH, mesh=mesh)
+  np.testing.assert_array_equal(pred, np.argmax(_unit(z) @ np.asarray(new["groups"], np.float64).T, axis=1))
+  # Later: k-means on the bank's filled rows only; rows not yet written take no part.
+  rng = np.random.default_rng(0)
+  bank = _unit(rng.normal(size=(48, 8))).astype(np.float32)
+  filled = dict(new, bank=jnp.asarray(bank), bank_filled=jnp.asarray(30, jnp.int32))
+  junk = dict(filled, bank=jnp.asarray(np.concatenate([bank[:30], np.ones((18, 8), np.float32)])))
+  r1, r2 = method.dataset_pass(params, filled, None, step=4), method.dataset_pass(params, junk, None, step=4)
+  np.testing.assert_array_equal(np.asarray(r1["groups"]), np.asarray(r2["groups"]))
+  assert float(r1["kmeans_groups"]) == _assert_kmeans_fixed_point(np.asarray(r1["groups"]), bank[:30])
+  # Fewer filled rows than groups: the groups are kept.
+  few = method.dataset_pass(params, dict(filled, bank_filled=jnp.asarray(2, jnp.int32)), None, step=4)
+  np.testing.assert_array_equal(np.asarray(few["groups"]), np.asarray(new["groups"]))
+
+
+def test_smog_stops_a_collapsed_run_and_refuses_a_small_bank():
+  method = _smog()
+  assert method.check_metrics({"groups_in_use": 5.0}) is None
+  assert "SMoG collapsed" in method.check_metrics({"groups_in_use": 1.0})
+  with pytest.raises(ValueError, match="bank_size"):
+    _smog(bank_size=3)
+  method, src = _smog(bank_size=20), toy_source(n=N, size=16)
+  b, params, state = _init(method, src)
+  with pytest.raises(ValueError, match="raise bank_size"):
+    method.loss(params, state, b, jax.random.key(1), jnp.asarray(0))
 
 
 # ------------------------------------------------------------------------------ DeepCluster (v1)
