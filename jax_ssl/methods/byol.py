@@ -90,10 +90,7 @@ class BYOL(Method):
 
   # -- data
   def make_views(self, example, seed):
-    s1, s2 = ops.split_seed(seed, 2)
-    img = ops.to_float(example["image"])
-    view = lambda s, kw: self.normalize(ops.simclr_view(img, s, size=self.image_size, **kw))
-    return {"view1": view(s1, self.view_kwargs[0]), "view2": view(s2, self.view_kwargs[1])}
+    return two_views(example, seed, size=self.image_size, view_kwargs=self.view_kwargs, normalize=self.normalize)
 
   def eval_view(self, image):
     return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
@@ -138,6 +135,14 @@ class BYOL(Method):
   def signature(self):
     return {"method": self.name, "model": module_signature(self.encoder),
             "predictor": module_signature(self.predictor)}
+
+
+def two_views(example, seed, *, size: int, view_kwargs, normalize) -> dict:
+  """TensorFlow: {"view1", "view2"}, `simclr_view`s with their own arguments (BYOL, SMoG)."""
+  s1, s2 = ops.split_seed(seed, 2)
+  img = ops.to_float(example["image"])
+  view = lambda s, kw: normalize(ops.simclr_view(img, s, size=size, **kw))
+  return {"view1": view(s1, view_kwargs[0]), "view2": view(s2, view_kwargs[1])}
 
 
 def bootstrap_metrics(net: Bootstrap, z1, step, total_steps) -> dict:

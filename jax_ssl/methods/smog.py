@@ -57,7 +57,7 @@ from jax_ssl.data import ops
 from jax_ssl.methods._base import Method
 from jax_ssl.methods._common import BackboneWithHead, Normalizer, eval_input, module_signature
 from jax_ssl.methods._parts import Bootstrap, l2_normalize
-from jax_ssl.methods.byol import BYOL_VIEW1, BYOL_VIEW2, bootstrap_metrics
+from jax_ssl.methods.byol import BYOL_VIEW1, BYOL_VIEW2, bootstrap_metrics, two_views
 from jax_ssl.models import MLP
 
 
@@ -137,10 +137,7 @@ class SMoG(Method):
 
   # -- data
   def make_views(self, example, seed):
-    s1, s2 = ops.split_seed(seed, 2)
-    img = ops.to_float(example["image"])
-    view = lambda s, kw: self.normalize(ops.simclr_view(img, s, size=self.image_size, **kw))
-    return {"view1": view(s1, self.view_kwargs[0]), "view2": view(s2, self.view_kwargs[1])}
+    return two_views(example, seed, size=self.image_size, view_kwargs=self.view_kwargs, normalize=self.normalize)
 
   def eval_view(self, image):
     return eval_input(image, size=self.image_size, normalize=None, crop_fraction=self.eval_crop_fraction)
